@@ -1,0 +1,125 @@
+"""The FastAPI application of the cloud endpoint: factory, lifespan, errors, routes.
+
+``create_app(settings)`` builds the engine named by the settings in the
+lifespan and keeps it on ``app.state``; pass ``engine=`` to serve one you made.
+Every error leaves as an OpenAI-shaped body with the right status.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from cloud.auth import ApiKeys, require_api_key
+from cloud.engine import Engine
+from cloud.limits import BodySizeLimit
+from cloud.serving import Response, error_body, serve_chat, serve_completion
+from cloud.settings import CloudSettings
+from protocol.errors import InvalidRequest, RelayError, RequestError
+from protocol.wire import ChatCompletionRequest, CompletionRequest, ModelCard, ModelList
+
+__all__ = ["build_engine", "create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def build_engine(settings: CloudSettings) -> Engine:
+    """The engine the settings ask for: upstream when a URL is set, else embedded llama.cpp."""
+    if settings.upstream_url:
+        from cloud.upstream_engine import UpstreamEngine
+
+        key = settings.upstream_api_key
+        return UpstreamEngine(
+            settings.upstream_url,
+            api_key=key.get_secret_value() if key else None,
+            upstream_model=settings.upstream_model,
+            model_id=settings.model_id,
+            timeout_s=settings.upstream_timeout_s,
+        )
+    from edge.bundled import resolve_model
+
+    from cloud.llama_engine import LlamaEngine
+
+    path = resolve_model(settings.model, default="cloud")
+    return LlamaEngine.load(
+        path, model_id=settings.model_id, n_ctx=settings.n_ctx, n_threads=settings.n_threads
+    )
+
+
+def create_app(settings: CloudSettings, engine: Engine | None = None) -> FastAPI:
+    """The endpoint for ``settings``; ``engine`` overrides the one they name."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = engine or build_engine(settings)
+        await app.state.engine.start()
+        log.info("serving model %s", app.state.engine.model_id)
+        try:
+            yield
+        finally:
+            await app.state.engine.aclose()
+
+    app = FastAPI(title="relayllm cloud", lifespan=lifespan)
+    app.state.api_keys = ApiKeys(settings.load_api_keys())
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    _add_error_handlers(app)
+    _add_routes(app)
+    return app
+
+
+def _error(exc: RelayError) -> JSONResponse:
+    return JSONResponse(error_body(exc).model_dump(exclude_none=True), status_code=exc.status_code)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RelayError)
+    async def relay_error(_: Request, exc: RelayError) -> JSONResponse:
+        return _error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        reasons = []
+        for err in exc.errors():
+            if err.get("type") == "json_invalid":
+                reasons.append(f"the body is not valid JSON ({err.get('ctx', {}).get('error')})")
+                continue
+            where = ".".join(str(part) for part in err.get("loc", ()) if part != "body")
+            reasons.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+        return _error(InvalidRequest("invalid request: " + "; ".join(reasons)))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        error = RequestError(str(exc.detail))
+        error.status_code = exc.status_code
+        return _error(error)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return _error(RelayError(f"internal error: {type(exc).__name__}"))
+
+
+def _add_routes(app: FastAPI) -> None:
+    guarded = [Depends(require_api_key)]
+
+    @app.get("/health")
+    async def health(request: Request) -> dict[str, str]:
+        return {"status": "ok", "model": request.app.state.engine.model_id}
+
+    @app.get("/v1/models", dependencies=guarded)
+    async def models(request: Request) -> ModelList:
+        return ModelList(data=[ModelCard(id=request.app.state.engine.model_id)])
+
+    @app.post("/v1/completions", dependencies=guarded, response_model=None)
+    async def completions(body: CompletionRequest, request: Request) -> Response:
+        return await serve_completion(request.app.state.engine, body)
+
+    @app.post("/v1/chat/completions", dependencies=guarded, response_model=None)
+    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+        return await serve_chat(request.app.state.engine, body)

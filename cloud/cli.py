@@ -1,0 +1,89 @@
+"""``relay-cloud``: run the cloud LLM endpoint.
+
+Every flag can also be set by environment (``RELAYLLM_CLOUD_<FIELD>``); flags win.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from cloud.settings import CloudSettings
+
+app = typer.Typer(help="The relayllm cloud endpoint (OpenAI-compatible).", no_args_is_help=True)
+err = Console(stderr=True)
+
+
+@app.callback()
+def main() -> None:
+    """The relayllm cloud endpoint (OpenAI-compatible)."""
+
+
+def _settings(**flags: Any) -> CloudSettings:
+    given = {name: value for name, value in flags.items() if value not in (None, [], False)}
+    try:
+        return CloudSettings(**given)
+    except ValidationError as exc:
+        for error in exc.errors():
+            err.print(f"[red]error:[/red] {error['msg'].removeprefix('Value error, ')}")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="GGUF path (default: the bundled cloud model).")
+    ] = None,
+    model_id: Annotated[str | None, typer.Option(help="Name to serve the model under.")] = None,
+    n_ctx: Annotated[int | None, typer.Option(help="Context window.")] = None,
+    n_threads: Annotated[int | None, typer.Option(help="CPU threads.")] = None,
+    api_key: Annotated[
+        list[str] | None, typer.Option("--api-key", help="Accepted API key (repeatable).")
+    ] = None,
+    api_keys_file: Annotated[Path | None, typer.Option(help="File of API keys.")] = None,
+    insecure_no_auth: Annotated[
+        bool, typer.Option("--insecure-no-auth", help="No API key needed (loopback only).")
+    ] = False,
+    max_body_bytes: Annotated[int | None, typer.Option(help="Largest request body.")] = None,
+    upstream_url: Annotated[
+        str | None, typer.Option(help="Forward to this OpenAI-compatible base URL.")
+    ] = None,
+    upstream_api_key: Annotated[str | None, typer.Option(help="Upstream API key.")] = None,
+    upstream_model: Annotated[str | None, typer.Option(help="Upstream model name.")] = None,
+    log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+) -> None:
+    """Serve /v1/completions, /v1/chat/completions, /v1/models and /health."""
+    import uvicorn
+
+    from cloud.app import create_app
+    from protocol.errors import RelayError
+
+    settings = _settings(
+        host=host,
+        port=port,
+        model=model,
+        model_id=model_id,
+        n_ctx=n_ctx,
+        n_threads=n_threads,
+        api_keys=api_key,
+        api_keys_file=api_keys_file,
+        insecure_no_auth=insecure_no_auth,
+        max_body_bytes=max_body_bytes,
+        upstream_url=upstream_url,
+        upstream_api_key=upstream_api_key,
+        upstream_model=upstream_model,
+    )
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        application = create_app(settings)
+        uvicorn.run(application, host=settings.host, port=settings.port, log_level=log_level)
+    except RelayError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from exc

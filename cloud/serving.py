@@ -1,0 +1,157 @@
+"""Serving logic: OpenAI requests in, engine deltas out as JSON or SSE.
+
+Routes stay thin; everything between a validated request and the response
+bytes lives here, with the engine passed in.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel
+
+from cloud.engine import Delta, Engine, Generation
+from edge.llama_model import SamplingParams
+from protocol.errors import ModelNotFound, RelayError
+from protocol.wire import (
+    ChatChoice,
+    ChatChunkChoice,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatDelta,
+    ChatMessage,
+    Completion,
+    CompletionChoice,
+    CompletionChunk,
+    CompletionRequest,
+    ErrorBody,
+    ErrorDetail,
+    Usage,
+    new_id,
+)
+
+__all__ = ["error_body", "serve_chat", "serve_completion", "sse_event"]
+
+log = logging.getLogger(__name__)
+
+SSE_DONE = b"data: [DONE]\n\n"
+
+Response = JSONResponse | StreamingResponse
+
+
+def sse_event(payload: BaseModel) -> bytes:
+    """One server-sent event carrying ``payload`` as JSON."""
+    return b"data: " + payload.model_dump_json(exclude_none=True).encode() + b"\n\n"
+
+
+def error_body(exc: RelayError) -> ErrorBody:
+    return ErrorBody(
+        error=ErrorDetail(
+            message=exc.message, type=exc.error_type, param=exc.param, code=type(exc).__name__
+        )
+    )
+
+
+def _generation(request: CompletionRequest | ChatCompletionRequest) -> Generation:
+    sampling = SamplingParams(request.temperature, request.top_p, request.seed)
+    return Generation(sampling, request.max_tokens, request.stop_sequences)
+
+
+def _check_model(engine: Engine, request: CompletionRequest | ChatCompletionRequest) -> None:
+    if request.model not in (None, engine.model_id):
+        raise ModelNotFound(
+            f"model {request.model!r} is not served here; available: {engine.model_id!r}",
+            param="model",
+        )
+
+
+async def _collect(deltas: AsyncIterator[Delta]) -> tuple[str, Delta]:
+    parts: list[str] = []
+    try:
+        async for delta in deltas:
+            parts.append(delta.text)
+            if delta.finish_reason is not None:
+                return "".join(parts), delta
+    finally:
+        await deltas.aclose()
+    raise RuntimeError("the engine ended without a finish reason")
+
+
+async def _sse(
+    deltas: AsyncIterator[Delta],
+    chunk_of: Callable[[Delta], BaseModel],
+    usage_chunk: Callable[[Usage], BaseModel] | None,
+) -> AsyncIterator[bytes]:
+    try:
+        async for delta in deltas:
+            if delta.text or delta.finish_reason:
+                yield sse_event(chunk_of(delta))
+            if delta.finish_reason is not None and usage_chunk and delta.usage:
+                yield sse_event(usage_chunk(delta.usage))
+    except RelayError as exc:
+        log.warning("stream failed: %s", exc.message)
+        yield sse_event(error_body(exc))
+    finally:
+        await deltas.aclose()
+    yield SSE_DONE
+
+
+def _streaming(body: AsyncIterator[bytes]) -> StreamingResponse:
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(body, media_type="text/event-stream", headers=headers)
+
+
+async def serve_completion(engine: Engine, request: CompletionRequest) -> Response:
+    """``/v1/completions``: continue the raw prompt."""
+    _check_model(engine, request)
+    deltas = engine.complete(request.prompt_text, _generation(request))
+    await anext(deltas)  # raises request errors before the response starts
+    rid, model = new_id("cmpl"), engine.model_id
+    if not request.stream:
+        text, last = await _collect(deltas)
+        choice = CompletionChoice(text=text, finish_reason=last.finish_reason)
+        done = Completion(id=rid, model=model, choices=[choice], usage=last.usage)
+        return JSONResponse(done.model_dump(exclude_none=True))
+
+    def chunk(delta: Delta) -> CompletionChunk:
+        choice = CompletionChoice(text=delta.text, finish_reason=delta.finish_reason)
+        return CompletionChunk(id=rid, model=model, choices=[choice])
+
+    def usage(u: Usage) -> CompletionChunk:
+        return CompletionChunk(id=rid, model=model, choices=[], usage=u)
+
+    return _streaming(_sse(deltas, chunk, usage if request.include_usage else None))
+
+
+async def serve_chat(engine: Engine, request: ChatCompletionRequest) -> Response:
+    """``/v1/chat/completions``: answer, or continue a final assistant message."""
+    _check_model(engine, request)
+    continue_final = request.continues_final_message
+    deltas = engine.chat(request.messages, _generation(request), continue_final=continue_final)
+    await anext(deltas)
+    rid, model = new_id("chatcmpl"), engine.model_id
+    if not request.stream:
+        text, last = await _collect(deltas)
+        message = ChatMessage(role="assistant", content=text)
+        choice = ChatChoice(message=message, finish_reason=last.finish_reason)
+        done = ChatCompletion(id=rid, model=model, choices=[choice], usage=last.usage)
+        return JSONResponse(done.model_dump(exclude_none=True))
+
+    first = [True]
+
+    def chunk(delta: Delta) -> ChatCompletionChunk:
+        role = "assistant" if first[0] else None
+        first[0] = False
+        content = delta.text if delta.text or delta.finish_reason is None else None
+        choice = ChatChunkChoice(
+            delta=ChatDelta(role=role, content=content), finish_reason=delta.finish_reason
+        )
+        return ChatCompletionChunk(id=rid, model=model, choices=[choice])
+
+    def usage(u: Usage) -> ChatCompletionChunk:
+        return ChatCompletionChunk(id=rid, model=model, choices=[], usage=u)
+
+    return _streaming(_sse(deltas, chunk, usage if request.include_usage else None))

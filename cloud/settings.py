@@ -1,0 +1,70 @@
+"""Settings of the cloud endpoint (env prefix ``RELAYLLM_CLOUD_``; CLI flags map onto them)."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["CloudSettings", "is_loopback"]
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class CloudSettings(BaseSettings):
+    """Everything ``relay-cloud serve`` can be told."""
+
+    model_config = SettingsConfigDict(env_prefix="RELAYLLM_CLOUD_", extra="forbid")
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8300, ge=0, le=65535, description="Port to listen on (0: any free port).")
+    model: str | None = Field(
+        None, description="GGUF path for the embedded engine; unset serves the bundled cloud model."
+    )
+    model_id: str | None = Field(None, description="Name the model is served under.")
+    n_ctx: int = Field(
+        4096, ge=256, le=262144, description="Context window of the embedded engine."
+    )
+    n_threads: int | None = Field(None, ge=1, le=512, description="CPU threads (default: all).")
+    api_keys: list[SecretStr] = Field(default_factory=list, description="Accepted API keys.")
+    api_keys_file: Path | None = Field(None, description="File with one API key per line.")
+    insecure_no_auth: bool = Field(
+        False, description="Accept requests without a key (loopback only)."
+    )
+    max_body_bytes: int = Field(1 << 20, ge=1024, le=1 << 30, description="Largest request body.")
+    upstream_url: str | None = Field(None, description="OpenAI-compatible base URL to forward to.")
+    upstream_api_key: SecretStr | None = Field(None, description="Key for the upstream server.")
+    upstream_model: str | None = Field(None, description="Upstream model (default: its first).")
+    upstream_timeout_s: float = Field(120.0, gt=0, le=3600, description="Upstream request timeout.")
+
+    @model_validator(mode="after")
+    def _check_auth(self) -> CloudSettings:
+        if self.insecure_no_auth and not is_loopback(self.host):
+            raise ValueError(
+                f"insecure_no_auth is only allowed on a loopback host, not {self.host!r}; "
+                "configure API keys instead"
+            )
+        if not (self.insecure_no_auth or self.api_keys or self.api_keys_file):
+            raise ValueError(
+                "no API keys configured: pass --api-key KEY (or RELAYLLM_CLOUD_API_KEYS, or "
+                "--api-keys-file), or --insecure-no-auth for a demo on localhost"
+            )
+        return self
+
+    def load_api_keys(self) -> tuple[str, ...]:
+        """Keys from settings and the keys file (blank lines and ``#`` comments skipped)."""
+        keys = [k.get_secret_value() for k in self.api_keys]
+        if self.api_keys_file is not None:
+            lines = self.api_keys_file.read_text(encoding="utf-8").splitlines()
+            keys += [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+        return tuple(keys)

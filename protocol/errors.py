@@ -1,0 +1,125 @@
+"""The error tree shared by every relayllm package.
+
+::
+
+    RelayError
+    ├── RequestError               the caller sent something we refuse (4xx)
+    │   ├── InvalidRequest         400: malformed JSON or fields
+    │   ├── ContextOverflow        400: prompt longer than the model's context
+    │   ├── AuthenticationFailed   401: missing or wrong API key
+    │   ├── ModelNotFound          404: no such model served here
+    │   └── PayloadTooLarge        413: request body over the size limit
+    ├── CloudError                 the cloud side failed (5xx or transport)
+    │   ├── CloudUnavailable       unreachable, timed out, or answered 5xx
+    │   └── UpstreamError          an upstream server answered with an error
+    └── ModelUnavailable           a model file is missing and could not be fetched
+
+Each request error carries the HTTP status and the OpenAI error ``type`` the
+cloud endpoint answers with, so one handler maps the whole tree.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationFailed",
+    "CloudError",
+    "CloudUnavailable",
+    "ContextOverflow",
+    "InvalidRequest",
+    "ModelNotFound",
+    "ModelUnavailable",
+    "PayloadTooLarge",
+    "RelayError",
+    "RequestError",
+    "UpstreamError",
+]
+
+
+class RelayError(Exception):
+    """Base of every error relayllm raises on purpose."""
+
+    status_code: int = 500
+    error_type: str = "server_error"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class RequestError(RelayError):
+    """The request is at fault; retrying it unchanged will fail again."""
+
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class InvalidRequest(RequestError):
+    """Malformed JSON, a missing field, or a value out of range."""
+
+
+class ContextOverflow(RequestError):
+    """The prompt does not fit in the model's context window."""
+
+    def __init__(self, prompt_tokens: int, n_ctx: int) -> None:
+        super().__init__(
+            f"the prompt has {prompt_tokens} tokens but the model's context holds {n_ctx}",
+            param="prompt",
+        )
+        self.prompt_tokens = prompt_tokens
+        self.n_ctx = n_ctx
+
+
+class AuthenticationFailed(RequestError):
+    """No API key, or one that is not accepted."""
+
+    status_code = 401
+    error_type = "authentication_error"
+
+
+class ModelNotFound(RequestError):
+    """The request names a model this server does not serve."""
+
+    status_code = 404
+    error_type = "not_found_error"
+
+
+class PayloadTooLarge(RequestError):
+    """The request body is larger than the configured limit."""
+
+    status_code = 413
+
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(f"the request body is larger than the limit of {limit_bytes} bytes")
+        self.limit_bytes = limit_bytes
+
+
+class CloudError(RelayError):
+    """The cloud model could not produce an answer."""
+
+    status_code = 502
+
+
+class CloudUnavailable(CloudError):
+    """The cloud endpoint is unreachable, timed out, or failed with a 5xx."""
+
+    status_code = 503
+
+
+class UpstreamError(CloudError):
+    """An upstream OpenAI-compatible server answered with an error status.
+
+    Request errors (400, 404, 413, 422) pass through with their status; the
+    upstream refusing our own credentials (401, 403) or failing is a 502.
+    """
+
+    def __init__(self, message: str, *, status_code: int) -> None:
+        super().__init__(message)
+        self.upstream_status = status_code
+        if status_code in (400, 404, 413, 422):
+            self.status_code = 400 if status_code == 422 else status_code
+            self.error_type = "invalid_request_error"
+
+
+class ModelUnavailable(RelayError):
+    """A model file is missing and could not be fetched or verified."""

@@ -1,0 +1,119 @@
+"""The relay event stream: what an answer is made of, step by step.
+
+Every event has a ``type``; :data:`RelayEvent` is their tagged union and
+:func:`parse_event` reads one back from JSON. ``source`` says who produced a
+piece of text: the small local model (``slm``), the cloud model (``llm``), or
+relayllm itself (``system``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from protocol.wire import FinishReason
+
+__all__ = [
+    "BudgetEvent",
+    "CallFinished",
+    "CallOutcome",
+    "CallStarted",
+    "DoneEvent",
+    "FallbackEvent",
+    "RelayEvent",
+    "Source",
+    "TextEvent",
+    "parse_event",
+]
+
+Source = Literal["slm", "llm", "system"]
+CallOutcome = Literal["ok", "fallback", "refused"]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TextEvent(_Event):
+    """Answer text, from the local model or the cloud."""
+
+    type: Literal["text"] = "text"
+    source: Source
+    text: str
+    n_tokens: int = Field(0, ge=0)
+
+
+class CallStarted(_Event):
+    """The local model asked for ``requested`` tokens; ``granted`` were asked of the cloud."""
+
+    type: Literal["call_started"] = "call_started"
+    call_id: str
+    requested: int = Field(ge=0)
+    granted: int = Field(ge=0)
+    context_tokens: int = Field(0, ge=0)
+
+
+class CallFinished(_Event):
+    """A call ended; ``tokens`` is what the cloud actually produced."""
+
+    type: Literal["call_finished"] = "call_finished"
+    call_id: str
+    outcome: CallOutcome
+    tokens: int = Field(ge=0)
+    finish_reason: FinishReason | None = None
+    latency_ms: float = Field(0.0, ge=0)
+    cost_usd: float = Field(0.0, ge=0)
+
+
+class FallbackEvent(_Event):
+    """The cloud failed; the local model goes on. Tokens already received are kept."""
+
+    type: Literal["fallback"] = "fallback"
+    call_id: str
+    reason: str
+    kept_tokens: int = Field(0, ge=0)
+
+
+class BudgetEvent(_Event):
+    """A cost cap shrank or refused a call."""
+
+    type: Literal["budget"] = "budget"
+    call_id: str
+    requested: int = Field(ge=0)
+    granted: int = Field(ge=0)
+    reason: str
+
+
+class DoneEvent(_Event):
+    """The answer is complete; the summary of the whole answer."""
+
+    type: Literal["done"] = "done"
+    finish_reason: FinishReason
+    slm_tokens: int = Field(ge=0)
+    llm_tokens: int = Field(ge=0)
+    calls: int = Field(ge=0)
+    call_ratio: float = Field(0.0, ge=0, le=1, description="Cloud tokens / all answer tokens.")
+    cost_usd: float = Field(0.0, ge=0)
+    wall_s: float = Field(0.0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_call_ratio(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "call_ratio" not in data:
+            total = data.get("slm_tokens", 0) + data.get("llm_tokens", 0)
+            data = {**data, "call_ratio": data.get("llm_tokens", 0) / total if total else 0.0}
+        return data
+
+
+RelayEvent = Annotated[
+    TextEvent | CallStarted | CallFinished | FallbackEvent | BudgetEvent | DoneEvent,
+    Field(discriminator="type"),
+]
+
+_ADAPTER: TypeAdapter[RelayEvent] = TypeAdapter(RelayEvent)
+
+
+def parse_event(data: str | bytes) -> RelayEvent:
+    """Read one event back from its JSON form."""
+    return _ADAPTER.validate_json(data)

@@ -1,0 +1,75 @@
+"""The embedded engine in-process: prefix reuse counted in evaluated tokens, stops, limits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cloud.engine import Delta, Generation
+from cloud.llama_engine import LlamaEngine
+from edge.llama_model import SamplingParams
+from protocol.errors import ContextOverflow
+
+GREEDY = SamplingParams(temperature=0.0)
+
+
+@pytest.fixture(scope="module")
+def engine(slm_path: Path) -> Iterator[LlamaEngine]:
+    engine = LlamaEngine.load(slm_path, model_id="slm", n_ctx=512, n_threads=2)
+    yield engine
+    asyncio.run(engine.aclose())
+
+
+def run(engine: LlamaEngine, prompt: str, generation: Generation) -> list[Delta]:
+    async def collect() -> list[Delta]:
+        return [d async for d in engine.complete(prompt, generation)]
+
+    return asyncio.run(collect())
+
+
+def test_first_delta_is_empty_and_last_has_usage(engine: LlamaEngine) -> None:
+    deltas = run(engine, "Hello there", Generation(GREEDY, max_tokens=4))
+    assert deltas[0] == Delta()
+    assert deltas[-1].finish_reason == "length"
+    assert deltas[-1].usage is not None
+    assert deltas[-1].usage.completion_tokens == 4
+    assert all(d.finish_reason is None for d in deltas[:-1])
+
+
+def test_extended_prompt_evaluates_only_the_suffix(engine: LlamaEngine) -> None:
+    prompt = "A list of fruits: apple, banana, cherry,"
+    first = run(engine, prompt, Generation(GREEDY, max_tokens=5))
+    text = "".join(d.text for d in first)
+    before = engine.model.evaluated_tokens
+    grown = prompt + text + " and more:"
+    second = run(engine, grown, Generation(GREEDY, max_tokens=1))
+    usage = second[-1].usage
+    assert usage is not None
+    evaluated = engine.model.evaluated_tokens - before
+    assert evaluated == usage.prompt_tokens - usage.cached_tokens
+    assert evaluated < usage.prompt_tokens / 2
+
+
+def test_stop_sequence_is_not_emitted(engine: LlamaEngine) -> None:
+    full = "".join(d.text for d in run(engine, "1, 2, 3, 4,", Generation(GREEDY, max_tokens=8)))
+    stop = full.strip().split(",")[0]
+    assert stop
+    cut = run(engine, "1, 2, 3, 4,", Generation(GREEDY, max_tokens=8, stop=(stop,)))
+    assert cut[-1].finish_reason == "stop"
+    assert "".join(d.text for d in cut) == full[: full.index(stop)]
+
+
+def test_context_overflow_is_raised_on_first_delta(engine: LlamaEngine) -> None:
+    with pytest.raises(ContextOverflow):
+        run(engine, "word " * 600, Generation(GREEDY, max_tokens=1))
+
+
+def test_generation_stops_at_the_context_end(engine: LlamaEngine) -> None:
+    prompt = "count: " + "1 " * 240
+    deltas = run(engine, prompt, Generation(GREEDY, max_tokens=None))
+    usage = deltas[-1].usage
+    assert usage is not None
+    assert usage.prompt_tokens + usage.completion_tokens <= 512

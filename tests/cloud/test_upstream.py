@@ -1,0 +1,87 @@
+"""The upstream engine, pointed at a second relay-cloud instance on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import free_port, relay_cloud
+
+MODEL = "cloud-test"
+
+
+@pytest.fixture(scope="module")
+def front_url(cloud_url: str) -> Iterator[str]:
+    with relay_cloud(
+        "--upstream-url", f"{cloud_url}/v1", "--upstream-api-key", "key-a",
+        "--api-key", "front-key",
+    ) as base:  # fmt: skip
+        yield base
+
+
+def test_streams_through_the_upstream_with_usage(front_url: str) -> None:
+    client = openai.OpenAI(base_url=f"{front_url}/v1", api_key="front-key", max_retries=0)
+    assert [m.id for m in client.models.list()] == ["cloud-test"]
+    stream = client.completions.create(
+        model=MODEL,
+        prompt="Once upon a time",
+        max_tokens=6,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == 6
+    assert chunks[-2].choices[0].finish_reason == "length"
+    assert "".join(c.choices[0].text for c in chunks if c.choices)
+
+
+def test_upstream_and_direct_agree_at_temperature_zero(front_url: str, cloud_url: str) -> None:
+    def greedy(base: str, key: str) -> str | None:
+        client = openai.OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0)
+        chat = client.chat.completions.create(
+            model=MODEL,
+            messages=[
+                {"role": "user", "content": "Count."},
+                {"role": "assistant", "content": "One, two,"},
+            ],
+            max_tokens=5,
+            temperature=0,
+        )
+        return chat.choices[0].message.content
+
+    assert greedy(front_url, "front-key") == greedy(cloud_url, "key-b")
+
+
+def test_front_keeps_its_own_auth(front_url: str) -> None:
+    response = httpx.get(f"{front_url}/v1/models", headers={"Authorization": "Bearer key-a"})
+    assert response.status_code == 401
+
+
+def test_upstream_request_errors_pass_through(front_url: str) -> None:
+    response = httpx.post(
+        f"{front_url}/v1/completions",
+        json={"prompt": "word " * 1500},
+        headers={"Authorization": "Bearer front-key"},
+        timeout=30,
+    )
+    assert response.status_code == 400
+    assert "1024" in response.json()["error"]["message"]
+
+
+def test_dead_upstream_is_503() -> None:
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    with relay_cloud("--upstream-url", dead, "--upstream-model", "m", "--insecure-no-auth") as base:
+        response = httpx.post(f"{base}/v1/completions", json={"prompt": "x"}, timeout=30)
+    assert response.status_code == 503
+    assert response.json()["error"]["message"]
+
+
+def test_upstream_rejecting_our_key_is_502(cloud_url: str) -> None:
+    args = ("--upstream-url", f"{cloud_url}/v1", "--upstream-model", "cloud-test")
+    with relay_cloud(*args, "--upstream-api-key", "bad", "--insecure-no-auth") as base:
+        response = httpx.post(f"{base}/v1/completions", json={"prompt": "x"}, timeout=30)
+    assert response.status_code == 502
