@@ -1,0 +1,69 @@
+"""The audit log of what left the device: one JSON line per call.
+
+Size and SHA-256 of the context are always recorded; the full text only when
+``full_text`` is set. Also enforces the privacy cap on context tokens per call
+(``max_context_tokens``): a larger context is refused before anything is sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from edge.cloud import CloudClient, CloudItem, CloudRequest
+from protocol.errors import CloudUnavailable
+
+__all__ = ["AuditedCloud"]
+
+
+class AuditedCloud:
+    """Records every call to ``path`` before passing it to ``inner``."""
+
+    def __init__(
+        self,
+        inner: CloudClient,
+        path: Path,
+        *,
+        endpoint: str,
+        full_text: bool = False,
+        max_context_tokens: int | None = None,
+    ) -> None:
+        self.inner = inner
+        self.path = path
+        self.endpoint = endpoint
+        self.full_text = full_text
+        self.max_context_tokens = max_context_tokens
+        self._lock = threading.Lock()
+
+    def stream(self, request: CloudRequest) -> Iterator[CloudItem]:
+        refused = (
+            self.max_context_tokens is not None and request.context_tokens > self.max_context_tokens
+        )
+        self._write(request, sent=not refused)
+        if refused:
+            raise CloudUnavailable(
+                f"privacy cap: the context has {request.context_tokens} tokens, "
+                f"at most {self.max_context_tokens} may leave the device"
+            )
+        yield from self.inner.stream(request)
+
+    def _write(self, request: CloudRequest, *, sent: bool) -> None:
+        data = request.prompt.encode("utf-8")
+        record = {
+            "time": time.time(),
+            "call_id": request.call_id,
+            "endpoint": self.endpoint,
+            "sent": sent,
+            "context_tokens": request.context_tokens,
+            "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
+        if self.full_text:
+            record["text"] = request.prompt
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock, self.path.open("a", encoding="utf-8") as log:
+            log.write(json.dumps(record) + "\n")

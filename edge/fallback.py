@@ -1,0 +1,44 @@
+"""Offline fallback: a failed call ends quietly, keeping what already arrived.
+
+:class:`FallbackCloud` is the outermost wrapper. Whatever goes wrong inside
+(unreachable, 5xx, timeout, a stream cut half-way, the breaker open), the call
+ends with ``outcome="fallback"`` and the reason, so the SLM simply continues.
+:class:`OfflineCloud` is the explicit offline mode: it opens no socket at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from edge.cloud import CloudClient, CloudEnd, CloudItem, CloudRequest, CloudText
+from protocol.errors import CloudError
+
+__all__ = ["FallbackCloud", "OfflineCloud"]
+
+log = logging.getLogger(__name__)
+
+
+class FallbackCloud:
+    """Turns every :class:`CloudError` from ``inner`` into a fallback end."""
+
+    def __init__(self, inner: CloudClient) -> None:
+        self.inner = inner
+
+    def stream(self, request: CloudRequest) -> Iterator[CloudItem]:
+        received = 0
+        try:
+            for item in self.inner.stream(request):
+                if isinstance(item, CloudText):
+                    received += 1
+                yield item
+        except CloudError as exc:
+            log.warning("call %s fell back to the local model: %s", request.call_id, exc.message)
+            yield CloudEnd(outcome="fallback", completion_tokens=received, reason=exc.message)
+
+
+class OfflineCloud:
+    """Offline mode: every call is answered locally, with no network access."""
+
+    def stream(self, request: CloudRequest) -> Iterator[CloudItem]:
+        yield CloudEnd(outcome="fallback", reason="offline mode")

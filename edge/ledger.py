@@ -1,0 +1,144 @@
+"""The spend ledger: every cloud call in SQLite (WAL), reserved before and settled after.
+
+A call first *reserves* its worst case inside one ``BEGIN IMMEDIATE``
+transaction that also reads what is already spent, so concurrent answers, in
+threads or processes, can never both take the last of a cap. Settling replaces
+the reservation with what the call really used. A reservation left by a crash
+stops counting after ``stale_after_s``; settled rows are never rewritten.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+__all__ = ["Grant", "Ledger", "Spend"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    id INTEGER PRIMARY KEY,
+    time REAL NOT NULL,
+    day TEXT NOT NULL,
+    month TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    model TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    outcome TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS calls_day ON calls(day);
+CREATE INDEX IF NOT EXISTS calls_month ON calls(month);
+"""
+
+
+@dataclass(frozen=True)
+class Spend:
+    """Cloud tokens and dollars over a period."""
+
+    tokens: int
+    usd: float
+    calls: int = 0
+
+
+Grant = Callable[[Spend, Spend], int]
+"""Given the day's and the month's spend so far, how many tokens a call may have."""
+
+
+class Ledger:
+    """One SQLite file; safe to share between threads and processes."""
+
+    def __init__(self, path: Path, *, stale_after_s: float = 600.0) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.stale_after_s = stale_after_s
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        try:
+            db.execute("PRAGMA synchronous=FULL")
+            yield db
+        finally:
+            db.close()
+
+    def reserve(
+        self, *, endpoint: str, model: str, tokens: int, usd: float, grant: Grant
+    ) -> tuple[int, int]:
+        """Reserve a call of at most ``tokens``; return ``(row id, tokens granted)``.
+
+        ``grant(day, month)`` is given the spend so far and returns how many of
+        the tokens may be reserved; the row is written in the same transaction.
+        """
+        now = time.time()
+        day, month = _periods(now)
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                spent_day = self._spend(db, "day", day, now)
+                granted = grant(spent_day, self._spend(db, "month", month, now))
+                granted = max(0, min(tokens, granted))
+                cost = usd * granted / tokens if tokens else 0.0
+                row = db.execute(
+                    "INSERT INTO calls (time, day, month, endpoint, model, completion_tokens,"
+                    " cost_usd, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, 'reserved')",
+                    (now, day, month, endpoint, model, granted, cost),
+                ).lastrowid
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        assert row is not None
+        return row, granted
+
+    def settle(
+        self, row: int, *, prompt_tokens: int, completion_tokens: int, usd: float, outcome: str
+    ) -> None:
+        """Replace a reservation with what the call really used."""
+        with self._connect() as db:
+            db.execute(
+                "UPDATE calls SET prompt_tokens=?, completion_tokens=?, cost_usd=?, outcome=?"
+                " WHERE id=? AND outcome='reserved'",
+                (prompt_tokens, completion_tokens, usd, outcome, row),
+            )
+
+    def spend(self, period: str = "day", when: float | None = None) -> Spend:
+        """Spend of the UTC ``day`` or ``month`` containing ``when`` (default: now)."""
+        now = time.time() if when is None else when
+        key = _periods(now)[0 if period == "day" else 1]
+        with self._connect() as db:
+            return self._spend(db, period, key, now)
+
+    def by_model(self, period: str = "month") -> dict[str, Spend]:
+        now = time.time()
+        key = _periods(now)[0 if period == "day" else 1]
+        column = "day" if period == "day" else "month"
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT model, SUM(completion_tokens), SUM(cost_usd), COUNT(*) FROM calls"
+                f" WHERE {column}=? AND outcome!='reserved' GROUP BY model ORDER BY model",
+                (key,),
+            ).fetchall()
+        return {model: Spend(int(t or 0), float(u or 0), int(n)) for model, t, u, n in rows}
+
+    def _spend(self, db: sqlite3.Connection, period: str, key: str, now: float) -> Spend:
+        column = "day" if period == "day" else "month"
+        tokens, usd, calls = db.execute(
+            f"SELECT SUM(completion_tokens), SUM(cost_usd), COUNT(*) FROM calls WHERE {column}=?"
+            " AND (outcome!='reserved' OR time>?)",
+            (key, now - self.stale_after_s),
+        ).fetchone()
+        return Spend(int(tokens or 0), float(usd or 0.0), int(calls))
+
+
+def _periods(when: float) -> tuple[str, str]:
+    moment = datetime.fromtimestamp(when, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%d"), moment.strftime("%Y-%m")

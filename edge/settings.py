@@ -1,0 +1,124 @@
+"""Settings of the edge runtime: env prefix ``RELAYLLM_``, a TOML file, CLI flags on top.
+
+Precedence: flags, then environment, then ``relayllm.toml`` in the user config
+dir (or the file named by ``RELAYLLM_CONFIG``), then defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["CapSettings", "EdgeSettings", "PolicyName", "Price", "config_path", "data_dir"]
+
+PolicyName = Literal["learned", "entropy", "random", "never", "cloud"]
+
+
+def data_dir() -> Path:
+    """Where the ledger and audit log live (``RELAYLLM_DATA_DIR`` overrides)."""
+    override = os.environ.get("RELAYLLM_DATA_DIR")
+    return Path(override) if override else Path(platformdirs.user_data_dir("relayllm"))
+
+
+def config_path() -> Path:
+    override = os.environ.get("RELAYLLM_CONFIG")
+    return (
+        Path(override)
+        if override
+        else Path(platformdirs.user_config_dir("relayllm")) / ("relayllm.toml")
+    )
+
+
+class Price(BaseModel):
+    """US dollars per million tokens."""
+
+    prompt: float = Field(0.0, ge=0)
+    completion: float = Field(0.0, ge=0)
+
+
+class CapSettings(BaseModel):
+    """Cost caps; ``None`` means no cap."""
+
+    tokens_per_answer: int | None = Field(None, ge=0, description="Cloud tokens in one answer.")
+    tokens_per_day: int | None = Field(None, ge=0, description="Cloud tokens per UTC day.")
+    tokens_per_month: int | None = Field(None, ge=0, description="Cloud tokens per UTC month.")
+    usd_per_day: float | None = Field(None, ge=0, description="Dollars per UTC day.")
+    usd_per_month: float | None = Field(None, ge=0, description="Dollars per UTC month.")
+
+
+class EdgeSettings(BaseSettings):
+    """Everything ``relay run`` / ``chat`` / ``serve`` can be told."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RELAYLLM_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    slm: str | None = Field(None, description="GGUF path of the SLM (default: the bundled one).")
+    n_ctx: int = Field(8192, ge=512, le=262144, description="SLM context window.")
+    n_threads: int | None = Field(None, ge=1, le=512, description="CPU threads (default: all).")
+    temperature: float = Field(0.7, ge=0, le=2, description="SLM sampling temperature.")
+    seed: int | None = Field(None, ge=0, lt=2**32, description="Seed for reproducible answers.")
+    system_prompt: str | None = Field(None, description="System message for every conversation.")
+
+    policy: PolicyName = Field("learned", description="When to call the cloud.")
+    entropy_threshold: float = Field(2.5, gt=0, description="Entropy policy: nats to trigger.")
+    random_rate: float = Field(0.02, ge=0, le=1, description="Random policy: calls per token.")
+    policy_call_tokens: int = Field(16, ge=1, le=8192, description="N for entropy/random calls.")
+    max_calls: int = Field(5, ge=0, le=1000, description="Most calls in one answer.")
+    max_tokens: int = Field(8192, ge=1, le=262144, description="Most tokens in one answer.")
+    max_call_tokens: int = Field(8192, ge=1, description="Cap on N in one command.")
+
+    cloud_url: str = Field("http://127.0.0.1:8300/v1", description="OpenAI-compatible base URL.")
+    cloud_key: SecretStr | None = Field(None, description="API key of the cloud endpoint.")
+    cloud_model: str | None = Field(None, description="Cloud model (default: its first listed).")
+    cloud_mode: Literal["raw", "chat"] = Field("raw", description="Context as prompt or chat.")
+    cloud_temperature: float = Field(0.7, ge=0, le=2, description="Cloud sampling temperature.")
+    cloud_stop: list[str] = Field(default_factory=list, description="Stop markers for the cloud.")
+    offline: bool = Field(False, description="Never touch the network.")
+
+    connect_timeout_s: float = Field(3.0, gt=0, le=600, description="Cloud connect timeout.")
+    first_token_timeout_s: float = Field(20.0, gt=0, le=600, description="Wait for a token.")
+    total_timeout_s: float = Field(60.0, gt=0, le=3600, description="Whole-call timeout.")
+    retries: int = Field(2, ge=0, le=10, description="Retries before the first token.")
+    breaker_failures: int = Field(3, ge=1, le=100, description="Failures that open the breaker.")
+    breaker_cooldown_s: float = Field(30.0, gt=0, le=3600, description="Breaker open time.")
+
+    caps: CapSettings = Field(default_factory=CapSettings)
+    prices: dict[str, Price] = Field(
+        default_factory=dict, description="Per cloud model; a model not listed costs 0."
+    )
+    ledger_path: Path | None = Field(None, description="SQLite ledger (default: data dir).")
+
+    max_context_tokens: int | None = Field(
+        None, ge=1, description="Most context tokens that may leave the device per call."
+    )
+    audit_full_text: bool = Field(False, description="Audit log keeps the full text sent.")
+    audit_path: Path | None = Field(None, description="Audit log (default: data dir).")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_path())
+        return init_settings, env_settings, toml
+
+    def resolved_ledger_path(self) -> Path:
+        return self.ledger_path or data_dir() / "ledger.sqlite3"
+
+    def resolved_audit_path(self) -> Path:
+        return self.audit_path or data_dir() / "audit.jsonl"
