@@ -1,8 +1,8 @@
-"""The audit log of what left the device: one JSON line per call.
+"""The audit log of what left the device: one JSON line per request sent.
 
-Size and SHA-256 of the context are always recorded; the full text only when
-``full_text`` is set. Also enforces the privacy cap on context tokens per call
-(``max_context_tokens``): a larger context is refused before anything is sent.
+It wraps the HTTP client directly, so only what really goes out is logged. Size
+and SHA-256 of the context are always recorded; the full text only when
+``full_text`` is set.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from edge.cloud import CloudClient, CloudItem, CloudRequest
-from protocol.errors import CloudUnavailable
 
 __all__ = ["AuditedCloud"]
 
@@ -30,34 +29,23 @@ class AuditedCloud:
         *,
         endpoint: str,
         full_text: bool = False,
-        max_context_tokens: int | None = None,
     ) -> None:
         self.inner = inner
         self.path = path
         self.endpoint = endpoint
         self.full_text = full_text
-        self.max_context_tokens = max_context_tokens
         self._lock = threading.Lock()
 
     def stream(self, request: CloudRequest) -> Iterator[CloudItem]:
-        refused = (
-            self.max_context_tokens is not None and request.context_tokens > self.max_context_tokens
-        )
-        self._write(request, sent=not refused)
-        if refused:
-            raise CloudUnavailable(
-                f"privacy cap: the context has {request.context_tokens} tokens, "
-                f"at most {self.max_context_tokens} may leave the device"
-            )
+        self._write(request)
         yield from self.inner.stream(request)
 
-    def _write(self, request: CloudRequest, *, sent: bool) -> None:
+    def _write(self, request: CloudRequest) -> None:
         data = request.prompt.encode("utf-8")
         record = {
             "time": time.time(),
             "call_id": request.call_id,
             "endpoint": self.endpoint,
-            "sent": sent,
             "context_tokens": request.context_tokens,
             "bytes": len(data),
             "sha256": hashlib.sha256(data).hexdigest(),

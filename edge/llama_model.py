@@ -178,6 +178,19 @@ class LlamaModel:
         self.eval(tokens[reused:])
         return reused
 
+    def next_token_entropy(self) -> float:
+        """Entropy (nats) of the next-token distribution after the cached context."""
+        import numpy as np
+
+        logits = np.ctypeslib.as_array(
+            self.llama._ctx.get_logits_ith(-1), shape=(self.llama.n_vocab(),)
+        ).astype(np.float64)
+        logits -= logits.max()
+        probs = np.exp(logits)
+        probs /= probs.sum()
+        nonzero = probs[probs > 0]
+        return float(-(nonzero * np.log(nonzero)).sum())
+
     def sampler(self, params: SamplingParams) -> Sampler:
         return Sampler(self, params)
 
