@@ -16,6 +16,7 @@ from cloud.engine import Delta, Engine, Generation
 from edge.llama_model import SamplingParams
 from protocol.errors import ModelNotFound, RelayError
 from protocol.wire import (
+    SSE_DONE,
     ChatChoice,
     ChatChunkChoice,
     ChatCompletion,
@@ -30,21 +31,15 @@ from protocol.wire import (
     ErrorBody,
     ErrorDetail,
     Usage,
+    encode_sse,
     new_id,
 )
 
-__all__ = ["error_body", "serve_chat", "serve_completion", "sse_event"]
+__all__ = ["error_body", "serve_chat", "serve_completion"]
 
 log = logging.getLogger(__name__)
 
-SSE_DONE = b"data: [DONE]\n\n"
-
 Response = JSONResponse | StreamingResponse
-
-
-def sse_event(payload: BaseModel) -> bytes:
-    """One server-sent event carrying ``payload`` as JSON."""
-    return b"data: " + payload.model_dump_json(exclude_none=True).encode() + b"\n\n"
 
 
 def error_body(exc: RelayError) -> ErrorBody:
@@ -88,12 +83,12 @@ async def _sse(
     try:
         async for delta in deltas:
             if delta.text or delta.finish_reason:
-                yield sse_event(chunk_of(delta))
+                yield encode_sse(chunk_of(delta))
             if delta.finish_reason is not None and usage_chunk and delta.usage:
-                yield sse_event(usage_chunk(delta.usage))
+                yield encode_sse(usage_chunk(delta.usage))
     except RelayError as exc:
         log.warning("stream failed: %s", exc.message)
-        yield sse_event(error_body(exc))
+        yield encode_sse(error_body(exc))
     finally:
         await deltas.aclose()
     yield SSE_DONE

@@ -118,7 +118,7 @@ class RandomPolicy:
 
 
 def make_policy(
-    name: str, *, threshold: float = 2.5, rate: float = 0.02, n: int = 16, seed: int | None = None
+    name: str, *, threshold: float = 4.0, rate: float = 0.02, n: int = 16, seed: int | None = None
 ) -> CallPolicy:
     """The policy called ``name``."""
     policies: dict[str, Callable[[], CallPolicy]] = {

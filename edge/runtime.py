@@ -30,8 +30,13 @@ from edge.settings import EdgeSettings, Price
 __all__ = ["build_cloud", "build_relay", "load_slm"]
 
 
-def build_cloud(settings: EdgeSettings, ledger: Ledger | None = None) -> CloudClient:
-    """The guarded cloud client for ``settings`` (see the module docstring)."""
+def build_cloud(
+    settings: EdgeSettings, *, ledger: Ledger | None = None, stops: tuple[str, ...] = ()
+) -> CloudClient:
+    """The guarded cloud client for ``settings`` (see the module docstring).
+
+    ``stops`` are added to the configured stop markers (the SLM's end-of-turn text).
+    """
     if settings.offline:
         return OfflineCloud()
     key = settings.cloud_key
@@ -41,7 +46,7 @@ def build_cloud(settings: EdgeSettings, ledger: Ledger | None = None) -> CloudCl
         model=settings.cloud_model,
         mode=settings.cloud_mode,
         temperature=settings.cloud_temperature,
-        stop=tuple(settings.cloud_stop),
+        stop=tuple(dict.fromkeys([*settings.cloud_stop, *stops])),
         connect_timeout_s=settings.connect_timeout_s,
         first_token_timeout_s=settings.first_token_timeout_s,
         total_timeout_s=settings.total_timeout_s,
@@ -94,9 +99,11 @@ def build_relay(
         max_call_tokens=settings.max_call_tokens,
     )
     sampling = SamplingParams(temperature=settings.temperature, seed=settings.seed)
+    model = model or load_slm(settings)
+    end_of_turn = model.special_token_text("eos")
     return RelayLoop(
-        model or load_slm(settings),
-        cloud or build_cloud(settings),
+        model,
+        cloud or build_cloud(settings, stops=(end_of_turn,) if end_of_turn else ()),
         policy,
         limits=limits,
         sampling=sampling,

@@ -71,7 +71,7 @@ class EdgeSettings(BaseSettings):
     system_prompt: str | None = Field(None, description="System message for every conversation.")
 
     policy: PolicyName = Field("learned", description="When to call the cloud.")
-    entropy_threshold: float = Field(2.5, gt=0, description="Entropy policy: nats to trigger.")
+    entropy_threshold: float = Field(4.0, gt=0, description="Entropy policy: nats to trigger.")
     random_rate: float = Field(0.02, ge=0, le=1, description="Random policy: calls per token.")
     policy_call_tokens: int = Field(16, ge=1, le=8192, description="N for entropy/random calls.")
     max_calls: int = Field(5, ge=0, le=1000, description="Most calls in one answer.")

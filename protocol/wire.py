@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "MAX_STOP_SEQUENCES",
+    "SSE_DONE",
     "ChatChoice",
     "ChatChunkChoice",
     "ChatCompletion",
@@ -34,6 +35,7 @@ __all__ = [
     "PromptTokensDetails",
     "StreamOptions",
     "Usage",
+    "encode_sse",
     "new_id",
 ]
 
@@ -46,6 +48,15 @@ Role = Literal["system", "user", "assistant"]
 def new_id(prefix: str) -> str:
     """A fresh OpenAI-style object id such as ``cmpl-3f2a...``."""
     return f"{prefix}-{uuid.uuid4().hex[:24]}"
+
+
+SSE_DONE = b"data: [DONE]\n\n"
+"""The last server-sent event of an OpenAI stream."""
+
+
+def encode_sse(payload: BaseModel) -> bytes:
+    """One server-sent event carrying ``payload`` as JSON (``None`` fields left out)."""
+    return b"data: " + payload.model_dump_json(exclude_none=True).encode() + b"\n\n"
 
 
 class WireModel(BaseModel):
@@ -213,6 +224,9 @@ class ChatCompletion(_Response):
 class ChatDelta(WireModel):
     role: Role | None = None
     content: str | None = None
+    relay_source: Literal["slm", "llm"] | None = Field(
+        None, description="relayllm extension: which model wrote this text."
+    )
 
 
 class ChatChunkChoice(WireModel):
