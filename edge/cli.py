@@ -9,7 +9,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from edge import bundled
 from edge.settings import EdgeSettings
@@ -35,7 +35,14 @@ def fail(exc: RelayError) -> typer.Exit:
 @models_app.command("list")
 def models_list() -> None:
     """Show the bundled models, where they live and whether they are present (and intact)."""
-    table = Table("name", "file", "size", "present", "path", "license")
+    table = Table(
+        "name",
+        Column("file", overflow="fold"),
+        "size",
+        "present",
+        Column("path", overflow="fold"),
+        "license",
+    )
     for name, spec in bundled.BUNDLED.items():
         path = bundled.model_path(name)
         exists = path.is_file()
