@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 
 from edge.cloud import CloudBudget, CloudClient, CloudEnd, CloudItem, CloudRequest, CloudText
 from edge.ledger import Ledger, Spend
@@ -77,15 +78,7 @@ class BudgetedCloud:
                     received += 1
                 if isinstance(item, CloudEnd):
                     cost = self.cost(item.prompt_tokens, item.completion_tokens)
-                    end = CloudEnd(
-                        outcome=item.outcome,
-                        finish_reason=item.finish_reason,
-                        completion_tokens=item.completion_tokens,
-                        prompt_tokens=item.prompt_tokens,
-                        reason=item.reason,
-                        cost_usd=cost,
-                    )
-                    item = end
+                    item = end = replace(item, cost_usd=cost)
                 yield item
         finally:
             prompt = end.prompt_tokens if end else request.context_tokens
@@ -126,6 +119,4 @@ class BudgetedCloud:
 
 
 def _with_max_tokens(request: CloudRequest, max_tokens: int) -> CloudRequest:
-    from dataclasses import replace
-
     return replace(request, max_tokens=max_tokens)

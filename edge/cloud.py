@@ -71,6 +71,7 @@ class CloudEnd:
     finish_reason: FinishReason | None = None
     completion_tokens: int = 0
     prompt_tokens: int = 0
+    cached_tokens: int = 0
     reason: str = ""
     cost_usd: float = 0.0
 

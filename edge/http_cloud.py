@@ -72,11 +72,13 @@ class HttpCloud:
             raise UpstreamError(f"cloud answered {status}", status_code=status) from exc
         except openai.APIError as exc:  # connection refused, timeouts, broken streams
             raise CloudUnavailable(f"cloud unreachable: {exc}") from exc
+        details = getattr(usage, "prompt_tokens_details", None)
         yield CloudEnd(
             outcome="ok",
             finish_reason="stop" if finish in (None, "stop") else "length",
             completion_tokens=usage.completion_tokens if usage else pieces,
             prompt_tokens=usage.prompt_tokens if usage else 0,
+            cached_tokens=(details.cached_tokens or 0) if details else 0,
         )
 
     def _start(self, request: CloudRequest) -> Any:

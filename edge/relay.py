@@ -230,7 +230,7 @@ class RelayLoop:
                                   granted=item.granted, reason=item.reason)  # fmt: skip
             else:
                 end = item
-        spliced = self._splice("".join(pieces))
+        spliced = self.splice("".join(pieces))
         self._cost += end.cost_usd
         if end.outcome == "fallback":
             yield FallbackEvent(call_id=call_id, reason=end.reason, kept_tokens=spliced)
@@ -256,8 +256,12 @@ class RelayLoop:
             context_tokens=self._prompt_len + len(self.answer_tokens),
         )
 
-    def _splice(self, text: str) -> int:
-        """Append cloud text to the SLM's context: tokenized alone, only it evaluated."""
+    def splice(self, text: str) -> int:
+        """Append cloud text to the answer and the SLM's context; return its token count.
+
+        The text is tokenized on its own and only its tokens are evaluated into
+        the KV cache (training rollouts build sequences the same way).
+        """
         if not text:
             return 0
         tokens = self.model.tokenize(text)[: self._room - len(self.answer_tokens)]

@@ -1,0 +1,204 @@
+"""relayllm benchmarks: ``python -m benchmarks [--json PATH] [--quick]``.
+
+Every figure is a ratio or a per-call time measured in this one run, so the
+machine's speed cancels out:
+
+* ``idle_ratio``: plain llama-cpp-python generation time / relay loop time for
+  the same greedy tokens with no call (>= 0.97 means the loop costs < 3 %).
+* ``splice_ratio_max``: the relay's append of 32 cloud tokens / a bare
+  ``Llama.eval`` of the same tokens at the same context, worst of 256/1024/3072.
+* ``handoff_overhead_ms_p50``: client-side time per call (request, SSE parsing,
+  ledger, audit, breaker) against a loopback server that answers instantly.
+* ``cloud_prefix_reuse_ratio``: prompt tokens the embedded cloud engine
+  evaluated / tokens it was sent, on the second call of an answer.
+* ``edge_rss_mb``: peak resident memory with the SLM loaded and relaying.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.servers import serve_in_process, serve_in_thread
+from edge.bundled import pull
+from edge.fallback import OfflineCloud
+from edge.llama_model import LlamaModel, SamplingParams
+from edge.policies import LearnedPolicy, NeverPolicy
+from edge.relay import RelayLimits, RelayLoop
+from edge.runtime import build_cloud
+from edge.settings import EdgeSettings
+
+GREEDY = SamplingParams(temperature=0.0)
+COUNT = [{"role": "user", "content": "Count from 1 to 300, separated by commas."}]
+
+
+def idle_ratio(model: LlamaModel, tokens: int, repeats: int) -> float:
+    """Plain llama-cpp-python time / relay loop time for the same tokens, no call."""
+    loop = RelayLoop(model, OfflineCloud(), NeverPolicy(), sampling=GREEDY,
+                     limits=RelayLimits(max_tokens=tokens))  # fmt: skip
+    plain_t, relay_t = [], []
+    for _ in range(repeats):
+        model.truncate(0)
+        start = time.perf_counter()
+        list(loop.run(COUNT))
+        relay_t.append(time.perf_counter() - start)
+        produced = len(loop.answer_tokens)
+        model.truncate(0)
+        start = time.perf_counter()
+        model.llama.create_completion(loop._prompt, max_tokens=produced, temperature=0.0)
+        plain_t.append(time.perf_counter() - start)
+    return statistics.median(plain_t) / statistics.median(relay_t)
+
+
+def splice_ratios(model: LlamaModel, contexts: tuple[int, ...], repeats: int) -> dict[int, float]:
+    """Relay splice of 32 tokens / bare eval of the same tokens, per context length."""
+    loop = RelayLoop(model, OfflineCloud(), NeverPolicy(), sampling=GREEDY)
+    text = model.detokenize(model.tokenize(" the quick brown fox jumps" * 12)[:32]).decode()
+    tokens = model.tokenize(text)
+    ratios = {}
+    for context in contexts:
+        words = " ".join(f"item {i}" for i in range(context))
+        user = model.detokenize(model.tokenize(words)[: context - 40]).decode()
+        loop._start([{"role": "user", "content": user}])
+        base = model.n_tokens
+        relay_t, bare_t = [], []
+        for _ in range(repeats):
+            model.truncate(base)
+            loop.answer_tokens, loop.answer_mask = [], []
+            start = time.perf_counter()
+            loop.splice(text)
+            relay_t.append(time.perf_counter() - start)
+            model.truncate(base)
+            start = time.perf_counter()
+            model.llama.eval(tokens)
+            bare_t.append(time.perf_counter() - start)
+        ratios[base] = statistics.median(relay_t) / statistics.median(bare_t)
+    return ratios
+
+
+def handoff_overhead_ms(calls: int, data_dir: Path) -> tuple[float, float]:
+    """Median client CPU time and wall time (ms) of one call against an instant loopback server.
+
+    CPU time of this process is relayllm's own work; wall time adds the loopback
+    round trips and the server's (instant, model-free) answer.
+    """
+    from edge.cloud import CloudRequest
+
+    with serve_in_process(pieces=16) as url:
+        settings = EdgeSettings(
+            cloud_url=url,
+            cloud_model="instant",
+            ledger_path=data_dir / "ledger.sqlite3",
+            audit_path=data_dir / "audit.jsonl",
+        )
+        cloud = build_cloud(settings)
+        cpu, wall = [], []
+        for i in range(calls + 5):
+            request = CloudRequest(call_id=str(i), answer_id="a", prompt="x " * 500,
+                                   messages=[], max_tokens=16, context_tokens=500)  # fmt: skip
+            cpu_start, wall_start = time.process_time(), time.perf_counter()
+            items = list(cloud.stream(request))
+            cpu.append((time.process_time() - cpu_start) * 1000)
+            wall.append((time.perf_counter() - wall_start) * 1000)
+            assert items[-1].outcome == "ok", items[-1]  # type: ignore[union-attr]
+    return statistics.median(cpu[5:]), statistics.median(wall[5:])
+
+
+def cloud_prefix_reuse(slm: LlamaModel, cloud_model: Path, data_dir: Path) -> float:
+    """Evaluated / sent prompt tokens of the cloud engine on an answer's second call."""
+    from cloud.app import create_app
+    from cloud.llama_engine import LlamaEngine
+    from cloud.settings import CloudSettings
+
+    engine = LlamaEngine.load(cloud_model, n_ctx=4096)
+    app = create_app(CloudSettings(insecure_no_auth=True), engine=engine)
+    with serve_in_thread(app) as url:
+        settings = EdgeSettings(
+            cloud_url=url,
+            cloud_temperature=0.0,
+            ledger_path=data_dir / "l2.sqlite3",
+            audit_path=data_dir / "a2.jsonl",
+        )
+        ends = []
+        stack = build_cloud(settings)
+
+        class Recording:
+            def stream(self, request):  # type: ignore[no-untyped-def]
+                for item in stack.stream(request):
+                    ends.append(item)
+                    yield item
+
+        loop = RelayLoop(slm, Recording(), LearnedPolicy(), sampling=GREEDY)
+        prefix = "First, <call>12</call> and then, <call>12</call>"
+        list(loop.run([{"role": "user", "content": "Tell me about rivers."}], prefix=prefix))
+    second = [e for e in ends if type(e).__name__ == "CloudEnd"][1]
+    return (second.prompt_tokens - second.cached_tokens) / second.prompt_tokens
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, help="Also write the figures here.")
+    parser.add_argument("--quick", action="store_true", help="Fewer repeats (a smoke run).")
+    args = parser.parse_args()
+    repeats = 2 if args.quick else 5
+    console = Console()
+    slm_path, cloud_path = pull("slm"), pull("cloud")
+    threads = int(os.environ.get("RELAYLLM_N_THREADS", os.cpu_count() or 1))
+    slm = LlamaModel(slm_path, n_ctx=4096, n_threads=threads)
+    results: dict[str, object] = {}
+    with tempfile.TemporaryDirectory() as tmp, console.status("benchmarking") as status:
+        status.update("idle ratio")
+        results["idle_ratio"] = idle_ratio(slm, 64 if args.quick else 200, repeats)
+        status.update("splice ratio")
+        ratios = splice_ratios(slm, (256, 1024, 3072), repeats * 2)
+        results["splice_ratios"] = {str(k): v for k, v in ratios.items()}
+        results["splice_ratio_max"] = max(ratios.values())
+        results["edge_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        status.update("handoff overhead")
+        results["handoff_overhead_ms_p50"] = handoff_overhead_ms(
+            20 if args.quick else 100, Path(tmp)
+        )
+        status.update("cloud prefix reuse")
+        results["cloud_prefix_reuse_ratio"] = cloud_prefix_reuse(slm, cloud_path, Path(tmp))
+    results["machine"] = f"{platform.machine()} {os.cpu_count()} cpus, {threads} threads"
+    results["models"] = {"slm": slm_path.name, "cloud": cloud_path.name}
+    show(console, results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+TARGETS = {
+    "idle_ratio": (">=", 0.97),
+    "splice_ratio_max": ("<=", 1.1),
+    "handoff_overhead_ms_p50": ("<", 5.0),
+    "cloud_prefix_reuse_ratio": ("<=", 0.5),
+}
+
+
+def show(console: Console, results: dict[str, object]) -> None:
+    table = Table("figure", "value", "target", "met", title=f"relayllm ({results['machine']})")
+    for name in (*TARGETS, "handoff_wall_ms_p50", "edge_rss_mb"):
+        value = float(results[name])  # type: ignore[arg-type]
+        op, target = TARGETS.get(name, ("", None))
+        met = "" if target is None else "yes" if _meets(value, op, target) else "NO"
+        table.add_row(name, f"{value:.3f}", f"{op} {target}" if target else "", met)
+    console.print(table)
+
+
+def _meets(value: float, op: str, target: float) -> bool:
+    return {">=": value >= target, "<=": value <= target, "<": value < target}[op]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
