@@ -190,3 +190,16 @@ def test_multi_turn_reuses_the_cache(recorder: EvalRecorder) -> None:
     asked, reused = recorder.synced[-1]
     assert reused >= recorder.synced[0][0]  # the whole first prompt was kept
     assert reused / asked > 0.5
+
+
+def test_chat_mode_continues_the_partial_answer(slm: object, cloud_url: str) -> None:
+    chat = HttpCloud(f"{cloud_url}/v1", api_key="key-a", mode="chat", temperature=0.0, retries=0)
+    loop = relay(slm, FallbackCloud(chat))
+    events = list(loop.run(QUESTION, prefix="Red, <call>5</call>"))
+    finished = of_type(events, CallFinished)[0]  # the SLM may imitate and call again
+    assert finished.outcome == "ok"
+    assert finished.finish_reason in ("stop", "length")
+    start = events.index(of_type(events, CallStarted)[0])
+    first_call = events[start : events.index(finished)]
+    cloud_text = "".join(e.text for e in of_type(first_call, TextEvent) if e.source == "llm")
+    assert finished.tokens == len(slm.tokenize(cloud_text))  # type: ignore[attr-defined]
