@@ -42,9 +42,8 @@ def build_engine(settings: CloudSettings) -> Engine:
             model_id=settings.model_id,
             timeout_s=settings.upstream_timeout_s,
         )
-    from edge.bundled import resolve_model
-
     from cloud.llama_engine import LlamaEngine
+    from edge.bundled import resolve_model
 
     path = resolve_model(settings.model, default="cloud")
     return LlamaEngine.load(
