@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -72,20 +73,14 @@ def instant_cloud(pieces: int) -> FastAPI:
     return app
 
 
-def _serve_instant(port: int, pieces: int) -> None:
-    uvicorn.run(instant_cloud(pieces), port=port, log_level="warning")
-
-
 @contextmanager
 def serve_in_process(pieces: int) -> Iterator[str]:
     """The instant cloud in its own process, so its time is not the client's."""
     import httpx
 
     port = _free_port()
-    process = multiprocessing.get_context("spawn").Process(
-        target=_serve_instant, args=(port, pieces), daemon=True
-    )
-    process.start()
+    command = [sys.executable, "-m", "benchmarks.servers", str(port), str(pieces)]
+    process = subprocess.Popen(command)
     url = f"http://127.0.0.1:{port}/v1"
     try:
         for _ in range(200):
@@ -97,4 +92,8 @@ def serve_in_process(pieces: int) -> Iterator[str]:
         yield url
     finally:
         process.terminate()
-        process.join()
+        process.wait()
+
+
+if __name__ == "__main__":
+    uvicorn.run(instant_cloud(int(sys.argv[2])), port=int(sys.argv[1]), log_level="warning")
