@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -14,6 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 
+from edge.cloud_process import free_port, running
 from protocol.wire import (
     SSE_DONE,
     CompletionChoice,
@@ -27,16 +26,10 @@ from protocol.wire import (
 __all__ = ["instant_cloud", "serve_in_process", "serve_in_thread"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def serve_in_thread(app: FastAPI) -> Iterator[str]:
     """Serve ``app`` on a free loopback port; yield its ``…/v1`` base URL."""
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -76,23 +69,12 @@ def instant_cloud(pieces: int) -> FastAPI:
 @contextmanager
 def serve_in_process(pieces: int) -> Iterator[str]:
     """The instant cloud in its own process, so its time is not the client's."""
-    import httpx
-
-    port = _free_port()
-    command = [sys.executable, "-m", "benchmarks.servers", str(port), str(pieces)]
-    process = subprocess.Popen(command)
+    port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
-    try:
-        for _ in range(200):
-            try:
-                httpx.get(f"{url}/models", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
+    with running(
+        [sys.executable, "-m", "benchmarks.servers", str(port), str(pieces)], f"{url}/models"
+    ):
         yield url
-    finally:
-        process.terminate()
-        process.wait()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""A ``relay-cloud`` endpoint in a child process on a free loopback port (for ``relay demo``)."""
+"""Servers in child processes: start one, wait until it answers, stop it after.
+
+``running`` is the one way relayllm (and its tests and benchmarks) starts a
+server process; ``local_cloud`` uses it for ``relay demo``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,36 +18,37 @@ import httpx
 
 from protocol.errors import CloudUnavailable
 
-__all__ = ["local_cloud"]
+__all__ = ["free_port", "local_cloud", "running"]
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
 @contextmanager
-def local_cloud(
-    model: Path, *, n_threads: int | None = None, timeout_s: float = 120
-) -> Iterator[str]:
-    """Serve ``model`` without auth on 127.0.0.1; yield the ``…/v1`` base URL; stop it after."""
-    port = _free_port()
-    command = [sys.executable, "-m", "cloud", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--model", str(model), "--insecure-no-auth", "--log-level", "warning"]  # fmt: skip
-    if n_threads:
-        command += ["--n-threads", str(n_threads)]
-    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+def running(
+    command: list[str],
+    ready_url: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout_s: float = 120.0,
+    quiet: bool = False,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``command`` until the block ends; enter once ``ready_url`` answers a GET."""
+    stderr = subprocess.DEVNULL if quiet else None
+    process = subprocess.Popen(command, env=dict(env) if env else None, stderr=stderr)
     try:
         deadline = time.monotonic() + timeout_s
-        while not _healthy(base):
+        while not _answers(ready_url):
             if process.poll() is not None:
-                raise CloudUnavailable(f"relay-cloud exited with code {process.returncode}")
+                raise CloudUnavailable(f"{Path(command[0]).name} exited with {process.returncode}")
             if time.monotonic() > deadline:
-                raise CloudUnavailable(f"relay-cloud did not start within {timeout_s:g} s")
-            time.sleep(0.2)
-        yield f"{base}/v1"
+                raise CloudUnavailable(f"{Path(command[0]).name} not ready in {timeout_s:g} s")
+            time.sleep(0.1)
+        yield process
     finally:
         process.terminate()
         try:
@@ -53,8 +58,22 @@ def local_cloud(
             process.wait()
 
 
-def _healthy(base: str) -> bool:
+@contextmanager
+def local_cloud(model: Path, *, n_threads: int | None = None) -> Iterator[str]:
+    """Serve ``model`` without auth on 127.0.0.1; yield the ``…/v1`` base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "cloud", "serve", "--host", "127.0.0.1", "--port", str(port),
+               "--model", str(model), "--insecure-no-auth", "--log-level", "warning"]  # fmt: skip
+    if n_threads:
+        command += ["--n-threads", str(n_threads)]
+    base = f"http://127.0.0.1:{port}"
+    with running(command, f"{base}/health", quiet=True):
+        yield f"{base}/v1"
+
+
+def _answers(url: str) -> bool:
     try:
-        return httpx.get(f"{base}/health", timeout=1).status_code == 200
+        httpx.get(url, timeout=1)
     except httpx.TransportError:
         return False
+    return True

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from edge.cli import app
-from tests.conftest import BIN, free_port
+from edge.cloud_process import free_port, running
+from tests.conftest import BIN
 
 
 @pytest.fixture
@@ -85,20 +85,9 @@ def edge_url(
     command = [str(BIN / "relay"), "serve", "--port", str(port), "--slm", str(slm_path),
                "--cloud-url", f"{cloud_url}/v1", "--cloud-key", "key-a",
                "--policy", "entropy"]  # fmt: skip
-    process = subprocess.Popen(command, env={**os.environ, **env})
     base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                httpx.get(f"{base}/v1/models", timeout=1)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None
-                time.sleep(0.2)
+    with running(command, f"{base}/v1/models", env={**os.environ, **env}):
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def test_serve_streams_through_the_openai_sdk_with_sources(edge_url: str) -> None:
