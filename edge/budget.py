@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -20,6 +21,8 @@ from edge.ledger import Ledger, Spend
 from edge.settings import CapSettings, Price
 
 __all__ = ["BudgetedCloud"]
+
+_ANSWERS_TRACKED = 1024
 
 
 class BudgetedCloud:
@@ -42,7 +45,7 @@ class BudgetedCloud:
         self.endpoint = endpoint
         self.model = model
         self._lock = threading.Lock()
-        self._per_answer: dict[str, int] = {}
+        self._per_answer: OrderedDict[str, int] = OrderedDict()  # recent answers only
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.price.prompt + completion_tokens * self.price.completion) / 1e6
@@ -88,10 +91,13 @@ class BudgetedCloud:
                 row, prompt_tokens=prompt, completion_tokens=used,
                 usd=self.cost(prompt, used), outcome=outcome,
             )  # fmt: skip
-            with self._lock:
-                self._per_answer[request.answer_id] = (
-                    self._per_answer.get(request.answer_id, 0) + used
-                )
+            self._count(request.answer_id, used)
+
+    def _count(self, answer_id: str, tokens: int) -> None:
+        with self._lock:
+            self._per_answer[answer_id] = self._per_answer.pop(answer_id, 0) + tokens
+            while len(self._per_answer) > _ANSWERS_TRACKED:
+                self._per_answer.popitem(last=False)
 
     def _room(self, request: CloudRequest, day: Spend, month: Spend) -> dict[str, int]:
         caps, room = self.caps, {"requested": request.max_tokens}
