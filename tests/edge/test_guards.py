@@ -192,3 +192,38 @@ def test_offline_mode_opens_no_socket(monkeypatch: pytest.MonkeyPatch, slm: obje
     assert [e.reason for e in fallbacks] == ["offline mode"]
     assert events[-1].type == "done"
     assert opened == []
+
+
+RESERVE_IN_A_PROCESS = """
+import sys
+from pathlib import Path
+from edge.budget import BudgetedCloud
+from edge.cloud import CloudEnd, CloudRequest, CloudText
+from edge.ledger import Ledger
+from edge.settings import CapSettings, Price
+
+class Instant:
+    def stream(self, request):
+        yield CloudText("x" * request.max_tokens)
+        yield CloudEnd(outcome="ok", finish_reason="length", completion_tokens=request.max_tokens)
+
+cloud = BudgetedCloud(Instant(), Ledger(Path(sys.argv[1])), caps=CapSettings(tokens_per_day=6),
+                      price=Price(), endpoint="e", model="m")
+request = CloudRequest(call_id="c", answer_id=sys.argv[2], prompt="p", messages=[], max_tokens=6)
+print(list(cloud.stream(request))[-1].completion_tokens)
+"""
+
+
+def test_concurrent_processes_never_overspend(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "l.db"
+    Ledger(path)
+    command = [sys.executable, "-c", RESERVE_IN_A_PROCESS, str(path)]
+    runs = [
+        subprocess.Popen([*command, str(i)], stdout=subprocess.PIPE, text=True) for i in range(4)
+    ]
+    used = [int(run.communicate(timeout=60)[0].strip()) for run in runs]
+    assert sum(used) <= 6
+    assert Ledger(path).spend("day").tokens == sum(used) <= 6
