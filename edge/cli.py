@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from edge import bundled
-from edge.settings import EdgeSettings
+from edge.settings import EdgeSettings, is_loopback
 from edge.show import CLOUD_STYLE, AnswerPrinter
 from protocol.errors import RelayError
 
@@ -174,7 +174,12 @@ def chat(
         if not question.strip():
             continue
         messages.append({"role": "user", "content": question})
-        printer.show(relay.run(messages))
+        try:
+            printer.show(relay.run(messages))
+        except RelayError as exc:  # e.g. the conversation outgrew the context: say so, go on
+            err.print(f"[red]error:[/red] {escape(exc.message)}")
+            messages.pop()
+            continue
         messages.append({"role": "assistant", "content": relay.answer_text})
 
 
@@ -225,6 +230,8 @@ def serve(
         relay = build_relay(settings)
     except RelayError as exc:
         raise fail(exc) from exc
+    if not is_loopback(host):
+        err.print(f"[yellow]warning:[/yellow] {host} is not loopback and relay serve has no auth")
     out.print(f"relay serving on http://{host}:{port}/v1 (model 'relayllm')")
     uvicorn.run(create_edge_app(relay), host=host, port=port, log_level="warning")
 

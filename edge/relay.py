@@ -123,6 +123,7 @@ class RelayLoop:
             sampler.close()
         yield DoneEvent(
             finish_reason=finish,
+            prompt_tokens=self._prompt_len,
             slm_tokens=self._slm_tokens,
             llm_tokens=len(self.answer_tokens) - self._slm_tokens,
             calls=self._calls,

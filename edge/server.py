@@ -81,7 +81,7 @@ def create_edge_app(relay: RelayLoop) -> FastAPI:
         choice = ChatChoice(
             message=ChatMessage(role="assistant", content=text), finish_reason=done.finish_reason
         )
-        usage = Usage.of(0, done.slm_tokens + done.llm_tokens)
+        usage = Usage.of(done.prompt_tokens, done.slm_tokens + done.llm_tokens)
         reply = ChatCompletion(id=rid, model=SERVED_MODEL, choices=[choice], usage=usage)
         return JSONResponse(reply.model_dump(exclude_none=True))
 

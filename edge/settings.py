@@ -6,6 +6,7 @@ dir (or the file named by ``RELAYLLM_CONFIG``), then defaults.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
@@ -19,9 +20,27 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["CapSettings", "EdgeSettings", "PolicyName", "Price", "config_path", "data_dir"]
+__all__ = [
+    "CapSettings",
+    "EdgeSettings",
+    "PolicyName",
+    "Price",
+    "config_path",
+    "data_dir",
+    "is_loopback",
+]
 
 PolicyName = Literal["learned", "entropy", "random", "never", "cloud"]
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def data_dir() -> Path:

@@ -90,6 +90,7 @@ class DoneEvent(_Event):
 
     type: Literal["done"] = "done"
     finish_reason: FinishReason
+    prompt_tokens: int = Field(0, ge=0, description="The SLM's prompt, in SLM tokens.")
     slm_tokens: int = Field(ge=0)
     llm_tokens: int = Field(ge=0)
     calls: int = Field(ge=0)

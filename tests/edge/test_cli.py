@@ -118,7 +118,7 @@ def test_serve_rejects_bad_requests(edge_url: str) -> None:
 def test_edge_never_imports_torch() -> None:
     code = (
         "import sys, edge.cli, edge.runtime, edge.relay, edge.server, protocol;"
-        "bad = {'torch', 'transformers', 'peft', 'trl'} & set(sys.modules);"
+        "bad = {'torch', 'transformers', 'peft', 'trl', 'cloud', 'training'} & set(sys.modules);"
         "assert not bad, bad;"
         "import protocol.calls;"
     )
