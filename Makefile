@@ -8,10 +8,19 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
+# llama.cpp builds for this CPU; some virtual machines list AMX but fault on its first use,
+# so llama-cpp-python is compiled without AMX (and never taken from a wheel built elsewhere).
+ifeq ($(shell uname -m),x86_64)
+LLAMA_CMAKE_ARGS := -DCMAKE_C_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16' \
+	-DCMAKE_CXX_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16'
+endif
+
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install -c constraints.txt -e '.[cloud,dev]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+		$(BIN)/python -m pip install --no-cache-dir -c constraints.txt llama-cpp-python
+	$(BIN)/python -m pip install -c constraints.txt -e '.[cloud,dev,train]'
 	touch $(STAMP)
 
 demo: setup

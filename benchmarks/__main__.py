@@ -25,59 +25,76 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from benchmarks.servers import serve_in_process, serve_in_thread
-from edge.bundled import pull
+from cloud.engine import Delta, Generation
+from cloud.llama_engine import LlamaEngine
 from edge.fallback import OfflineCloud
-from edge.llama_model import LlamaModel, SamplingParams
+from edge.llama import LlamaChat, LlamaModel, pull
+from edge.loop import RelayLoop
 from edge.policies import LearnedPolicy, NeverPolicy
-from edge.relay import RelayLimits, RelayLoop
+from edge.prompt import RelayPrompt, build_prompt
+from edge.relay import RelayLimits
 from edge.runtime import build_cloud
 from edge.settings import EdgeSettings
+from edge.splice import Splice
+from protocol.sampling import SamplingParams
+from protocol.wire import Usage
 
 GREEDY = SamplingParams(temperature=0.0)
 COUNT = [{"role": "user", "content": "Count from 1 to 300, separated by commas."}]
+
+
+def prompt_of(model: LlamaModel, messages: list[dict[str, str]]) -> RelayPrompt:
+    return build_prompt(LlamaChat(model), messages, n_ctx=model.n_ctx)
 
 
 def idle_ratio(model: LlamaModel, tokens: int, repeats: int) -> float:
     """Plain llama-cpp-python time / relay loop time for the same tokens, no call."""
     loop = RelayLoop(model, OfflineCloud(), NeverPolicy(), sampling=GREEDY,
                      limits=RelayLimits(max_tokens=tokens))  # fmt: skip
+    prompt = prompt_of(model, COUNT)
     plain_t, relay_t = [], []
     for _ in range(repeats):
         model.truncate(0)
         start = time.perf_counter()
-        list(loop.run(COUNT))
+        list(loop.run(prompt))
         relay_t.append(time.perf_counter() - start)
-        produced = len(loop.answer_tokens)
+        assert loop.record is not None
+        produced = len(loop.record.tokens)
         model.truncate(0)
         start = time.perf_counter()
-        model.llama.create_completion(loop._prompt, max_tokens=produced, temperature=0.0)
+        model.llama.create_completion(list(prompt.tokens), max_tokens=produced, temperature=0.0)
         plain_t.append(time.perf_counter() - start)
     return statistics.median(plain_t) / statistics.median(relay_t)
 
 
 def splice_ratios(model: LlamaModel, contexts: tuple[int, ...], repeats: int) -> dict[int, float]:
-    """Relay splice of 32 tokens / bare eval of the same tokens, per context length."""
-    loop = RelayLoop(model, OfflineCloud(), NeverPolicy(), sampling=GREEDY)
+    """Relay splice of 32 cloud tokens / bare eval of the same tokens, per context length.
+
+    The relay's splice is what a call does with the cloud's text: a :class:`Splice`
+    (room check and tokenization) and an append to the model's context.
+    """
     text = model.detokenize(model.tokenize(" the quick brown fox jumps" * 12)[:32]).decode()
     tokens = model.tokenize(text)
     ratios = {}
     for context in contexts:
         words = " ".join(f"item {i}" for i in range(context))
         user = model.detokenize(model.tokenize(words)[: context - 40]).decode()
-        loop._start([{"role": "user", "content": user}])
+        model.sync(prompt_of(model, [{"role": "user", "content": user}]).tokens)
         base = model.n_tokens
         relay_t, bare_t = [], []
         for _ in range(repeats):
             model.truncate(base)
-            loop.answer_tokens, loop.answer_mask = [], []
             start = time.perf_counter()
-            loop.splice(text)
+            splice = Splice(model, room=4096)
+            splice.add(text)
+            model.eval(splice.tokens())
             relay_t.append(time.perf_counter() - start)
             model.truncate(base)
             start = time.perf_counter()
@@ -93,7 +110,7 @@ def handoff_overhead_ms(calls: int, data_dir: Path) -> tuple[float, float]:
     CPU time of this process is relayllm's own work; wall time adds the loopback
     round trips and the server's (instant, model-free) answer.
     """
-    from edge.cloud import CloudRequest
+    from edge.client import CloudRequest
 
     with serve_in_process(pieces=16) as url:
         settings = EdgeSettings(
@@ -115,14 +132,34 @@ def handoff_overhead_ms(calls: int, data_dir: Path) -> tuple[float, float]:
     return statistics.median(cpu[5:]), statistics.median(wall[5:])
 
 
+class UsageLog:
+    """An engine wrapper that keeps the usage of every request it finished."""
+
+    def __init__(self, engine: LlamaEngine) -> None:
+        self.engine = engine
+        self.model_id = engine.model_id
+        self.usages: list[Usage] = []
+
+    async def start(self) -> None:
+        await self.engine.start()
+
+    async def aclose(self) -> None:
+        await self.engine.aclose()
+
+    async def complete(self, prompt: str, generation: Generation) -> AsyncIterator[Delta]:
+        async for delta in self.engine.complete(prompt, generation):
+            if delta.usage is not None:
+                self.usages.append(delta.usage)
+            yield delta
+
+
 def cloud_prefix_reuse(slm: LlamaModel, cloud_model: Path, data_dir: Path) -> float:
     """Evaluated / sent prompt tokens of the cloud engine on an answer's second call."""
     from cloud.app import create_app
-    from cloud.llama_engine import LlamaEngine
     from cloud.settings import CloudSettings
 
-    engine = LlamaEngine.load(cloud_model, n_ctx=4096)
-    app = create_app(CloudSettings(insecure_no_auth=True), engine=engine)
+    engine = UsageLog(LlamaEngine.load(cloud_model, n_ctx=4096))
+    app = create_app(CloudSettings(insecure_no_auth=True), engine=engine)  # type: ignore[arg-type]
     with serve_in_thread(app) as url:
         settings = EdgeSettings(
             cloud_url=url,
@@ -130,19 +167,11 @@ def cloud_prefix_reuse(slm: LlamaModel, cloud_model: Path, data_dir: Path) -> fl
             ledger_path=data_dir / "l2.sqlite3",
             audit_path=data_dir / "a2.jsonl",
         )
-        ends = []
-        stack = build_cloud(settings)
-
-        class Recording:
-            def stream(self, request):  # type: ignore[no-untyped-def]
-                for item in stack.stream(request):
-                    ends.append(item)
-                    yield item
-
-        loop = RelayLoop(slm, Recording(), LearnedPolicy(), sampling=GREEDY)
+        loop = RelayLoop(slm, build_cloud(settings), LearnedPolicy(), sampling=GREEDY)
         prefix = "First, <call>12</call> and then, <call>12</call>"
-        list(loop.run([{"role": "user", "content": "Tell me about rivers."}], prefix=prefix))
-    second = [e for e in ends if type(e).__name__ == "CloudEnd"][1]
+        list(loop.run(prompt_of(slm, [{"role": "user", "content": "Tell me about rivers."}]),
+                      prefix=prefix))  # fmt: skip
+    second = engine.usages[1]
     return (second.prompt_tokens - second.cached_tokens) / second.prompt_tokens
 
 

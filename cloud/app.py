@@ -12,16 +12,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException
 
 from cloud.auth import ApiKeys, require_api_key
 from cloud.engine import Engine
 from cloud.limits import BodySizeLimit
-from cloud.serving import Response, error_body, serve_chat, serve_completion
+from cloud.serving import Response, serve_chat, serve_completion
 from cloud.settings import CloudSettings
-from protocol.errors import InvalidRequest, RelayError, RequestError
+from edge.openai_compat.server import add_error_handlers
 from protocol.wire import ChatCompletionRequest, CompletionRequest, ModelCard, ModelList
 
 __all__ = ["build_engine", "create_app"]
@@ -43,7 +40,7 @@ def build_engine(settings: CloudSettings) -> Engine:
             timeout_s=settings.upstream_timeout_s,
         )
     from cloud.llama_engine import LlamaEngine
-    from edge.bundled import resolve_model
+    from edge.llama import resolve_model
 
     path = resolve_model(settings.model, default="cloud")
     return LlamaEngine.load(
@@ -67,41 +64,9 @@ def create_app(settings: CloudSettings, engine: Engine | None = None) -> FastAPI
     app = FastAPI(title="relayllm cloud", lifespan=lifespan)
     app.state.api_keys = ApiKeys(settings.load_api_keys())
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    _add_error_handlers(app)
+    add_error_handlers(app)
     _add_routes(app)
     return app
-
-
-def _error(exc: RelayError) -> JSONResponse:
-    return JSONResponse(error_body(exc).model_dump(exclude_none=True), status_code=exc.status_code)
-
-
-def _add_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(RelayError)
-    async def relay_error(_: Request, exc: RelayError) -> JSONResponse:
-        return _error(exc)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        reasons = []
-        for err in exc.errors():
-            if err.get("type") == "json_invalid":
-                reasons.append(f"the body is not valid JSON ({err.get('ctx', {}).get('error')})")
-                continue
-            where = ".".join(str(part) for part in err.get("loc", ()) if part != "body")
-            reasons.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
-        return _error(InvalidRequest("invalid request: " + "; ".join(reasons)))
-
-    @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        error = RequestError(str(exc.detail))
-        error.status_code = exc.status_code
-        return _error(error)
-
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error")
-        return _error(RelayError(f"internal error: {type(exc).__name__}"))
 
 
 def _add_routes(app: FastAPI) -> None:

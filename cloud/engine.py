@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from edge.llama_model import SamplingParams
+from protocol.sampling import SamplingParams
 from protocol.wire import ChatMessage, FinishReason, Usage
 
 __all__ = ["Delta", "Engine", "Generation"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from protocol.errors import PayloadTooLarge
+from protocol.wire import ErrorBody
 
 __all__ = ["BodySizeLimit"]
 
@@ -51,9 +52,7 @@ class BodySizeLimit:
 
 
 async def _send_413(send: Send, max_bytes: int) -> None:
-    from cloud.serving import error_body
-
-    body = error_body(PayloadTooLarge(max_bytes)).model_dump_json(exclude_none=True).encode()
+    body = ErrorBody.of(PayloadTooLarge(max_bytes)).model_dump_json(exclude_none=True).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})

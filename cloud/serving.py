@@ -13,8 +13,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
 from cloud.engine import Delta, Engine, Generation
-from edge.llama_model import SamplingParams
+from edge.openai_compat.server import event_stream
 from protocol.errors import ModelNotFound, RelayError
+from protocol.sampling import SamplingParams
 from protocol.wire import (
     SSE_DONE,
     ChatChoice,
@@ -29,29 +30,22 @@ from protocol.wire import (
     CompletionChunk,
     CompletionRequest,
     ErrorBody,
-    ErrorDetail,
     Usage,
     encode_sse,
     new_id,
 )
 
-__all__ = ["error_body", "serve_chat", "serve_completion"]
+__all__ = ["serve_chat", "serve_completion"]
 
 log = logging.getLogger(__name__)
 
 Response = JSONResponse | StreamingResponse
 
 
-def error_body(exc: RelayError) -> ErrorBody:
-    return ErrorBody(
-        error=ErrorDetail(
-            message=exc.message, type=exc.error_type, param=exc.param, code=type(exc).__name__
-        )
-    )
-
-
 def _generation(request: CompletionRequest | ChatCompletionRequest) -> Generation:
-    sampling = SamplingParams(request.temperature, request.top_p, request.seed)
+    sampling = SamplingParams(
+        temperature=request.temperature, top_p=request.top_p, seed=request.seed
+    )
     return Generation(sampling, request.max_tokens, request.stop_sequences)
 
 
@@ -88,15 +82,10 @@ async def _sse(
                 yield encode_sse(usage_chunk(delta.usage))
     except RelayError as exc:
         log.warning("stream failed: %s", exc.message)
-        yield encode_sse(error_body(exc))
+        yield encode_sse(ErrorBody.of(exc))
     finally:
         await deltas.aclose()
     yield SSE_DONE
-
-
-def _streaming(body: AsyncIterator[bytes]) -> StreamingResponse:
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(body, media_type="text/event-stream", headers=headers)
 
 
 async def serve_completion(engine: Engine, request: CompletionRequest) -> Response:
@@ -118,7 +107,7 @@ async def serve_completion(engine: Engine, request: CompletionRequest) -> Respon
     def usage(u: Usage) -> CompletionChunk:
         return CompletionChunk(id=rid, model=model, choices=[], usage=u)
 
-    return _streaming(_sse(deltas, chunk, usage if request.include_usage else None))
+    return event_stream(_sse(deltas, chunk, usage if request.include_usage else None))
 
 
 async def serve_chat(engine: Engine, request: ChatCompletionRequest) -> Response:
@@ -149,4 +138,4 @@ async def serve_chat(engine: Engine, request: ChatCompletionRequest) -> Response
     def usage(u: Usage) -> ChatCompletionChunk:
         return ChatCompletionChunk(id=rid, model=model, choices=[], usage=u)
 
-    return _streaming(_sse(deltas, chunk, usage if request.include_usage else None))
+    return event_stream(_sse(deltas, chunk, usage if request.include_usage else None))

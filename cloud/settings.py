@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from edge.settings import is_loopback
+from edge.openai_compat.server import is_loopback
 
 __all__ = ["CloudSettings"]
 

@@ -1,20 +1,22 @@
 """The upstream engine: forwards to any OpenAI-compatible server (vLLM, llama.cpp, hosted APIs).
 
 This is the path past one machine: ``relay-cloud`` keeps auth and validation
-and hands generation to a bigger server. Errors are mapped once, here: an
-upstream error status becomes :class:`UpstreamError` with that status, and a
-transport failure or timeout becomes :class:`CloudUnavailable`.
+and hands generation to a bigger server. Requests, errors and stream parsing
+are :mod:`edge.openai_compat`'s (the same code as the edge's cloud client):
+an upstream error status passes its reason on, a transport failure, timeout or
+broken stream is :class:`CloudUnavailable`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
 
-import openai
+import httpx
 
 from cloud.engine import Delta, Generation
-from protocol.errors import CloudUnavailable, UpstreamError
+from edge.openai_compat import endpoint, error_for_response, request_body, transport_errors
+from protocol.errors import CloudUnavailable
+from protocol.sse import CompletionStream, StreamMode
 from protocol.wire import ChatMessage, Usage
 
 __all__ = ["UpstreamEngine"]
@@ -32,12 +34,9 @@ class UpstreamEngine:
         model_id: str | None = None,
         timeout_s: float = 120.0,
     ) -> None:
-        self._client = openai.AsyncOpenAI(
-            base_url=base_url,
-            api_key=api_key or "unused",
-            timeout=timeout_s,
-            max_retries=0,
-        )
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.AsyncClient(timeout=timeout_s, headers=headers)
+        self.base_url = base_url.rstrip("/")
         self._upstream_model = upstream_model
         self._model_id = model_id
         self.model_id = model_id or upstream_model or "upstream"
@@ -46,105 +45,63 @@ class UpstreamEngine:
         """Learn the upstream's model when none was named (its first listed one)."""
         if self._upstream_model is not None:
             return
+        url = f"{self.base_url}/models"
+        with transport_errors(url):
+            response = await self._client.get(url)
+        if response.status_code >= 400:
+            raise error_for_response(response, response.content)
         try:
-            models = await self._client.models.list()
-        except openai.APIError as exc:
+            self._upstream_model = str(response.json()["data"][0]["id"])
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise CloudUnavailable(
-                f"could not list the upstream's models ({exc}); name one with --upstream-model"
+                f"{url} lists no models; name one with --upstream-model"
             ) from exc
-        if not models.data:
-            raise CloudUnavailable("the upstream server lists no models; use --upstream-model")
-        self._upstream_model = models.data[0].id
         self.model_id = self._model_id or self._upstream_model
 
     def complete(self, prompt: str, generation: Generation) -> AsyncIterator[Delta]:
-        async def start(model: str) -> Any:
-            return await self._client.completions.create(
-                model=model, prompt=prompt, **_sampling_args(generation)
-            )
-
-        return self._stream(start, lambda choice: choice.text)
+        return self._stream("raw", prompt=prompt, generation=generation)
 
     def chat(
         self, messages: Sequence[ChatMessage], generation: Generation, *, continue_final: bool
     ) -> AsyncIterator[Delta]:
-        extra = {"continue_final_message": True, "add_generation_prompt": False}
-
-        async def start(model: str) -> Any:
-            return await self._client.chat.completions.create(
-                model=model,
-                messages=[m.model_dump() for m in messages],  # type: ignore[misc]
-                extra_body=extra if continue_final else None,
-                **_sampling_args(generation),
-            )
-
-        return self._stream(start, lambda choice: choice.delta.content)
+        return self._stream(
+            "chat", messages=messages, generation=generation, continue_final=continue_final
+        )
 
     async def aclose(self) -> None:
-        await self._client.close()
-
-    async def _model(self) -> str:
-        if self._upstream_model is None:
-            await self.start()
-        assert self._upstream_model is not None
-        return self._upstream_model
+        await self._client.aclose()
 
     async def _stream(
-        self, start: Callable[[str], Awaitable[Any]], text_of: Callable[[Any], str | None]
+        self,
+        mode: StreamMode,
+        *,
+        generation: Generation,
+        prompt: str = "",
+        messages: Sequence[ChatMessage] = (),
+        continue_final: bool = False,
     ) -> AsyncIterator[Delta]:
-        try:
-            stream = await start(await self._model())
-            yield Delta()
-            finish, usage, pieces = None, None, 0
-            async with stream:
-                async for chunk in stream:
-                    usage = chunk.usage or usage
-                    for choice in chunk.choices:
-                        text = text_of(choice)
-                        if text:
-                            pieces += 1
-                            yield Delta(text=text)
-                        finish = choice.finish_reason or finish
-        except openai.APIStatusError as exc:
-            raise UpstreamError(_message(exc), status_code=exc.status_code) from exc
-        except (openai.APIConnectionError, openai.APIError) as exc:
-            raise CloudUnavailable(f"upstream server failed: {exc}") from exc
-        yield Delta(finish_reason=_finish(finish), usage=_usage(usage, pieces))
-
-
-def _sampling_args(generation: Generation) -> dict[str, Any]:
-    args: dict[str, Any] = {
-        "temperature": generation.sampling.temperature,
-        "top_p": generation.sampling.top_p,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
-    if generation.max_tokens is not None:
-        args["max_tokens"] = generation.max_tokens
-    if generation.sampling.seed is not None:
-        args["seed"] = generation.sampling.seed
-    if generation.stop:
-        args["stop"] = list(generation.stop)
-    return args
-
-
-def _finish(reason: str | None) -> Any:
-    return "stop" if reason in (None, "stop", "eos") else "length"
-
-
-def _usage(usage: Any, pieces: int) -> Usage:
-    """The upstream's usage; servers that omit it get one token per streamed piece."""
-    if usage is None:
-        return Usage.of(0, pieces)
-    details = getattr(usage, "prompt_tokens_details", None)
-    cached = (details.cached_tokens or 0) if details is not None else 0
-    return Usage.of(usage.prompt_tokens, usage.completion_tokens, cached)
-
-
-def _message(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return f"upstream: {error['message']}"
-    return f"upstream answered {exc.status_code}"
+        if self._upstream_model is None:
+            await self.start()
+        sampling = generation.sampling
+        body = request_body(
+            mode, model=str(self._upstream_model), prompt=prompt, messages=messages,
+            max_tokens=generation.max_tokens, temperature=sampling.temperature,
+            top_p=sampling.top_p, seed=sampling.seed, stop=generation.stop,
+            continue_final=continue_final,
+        )  # fmt: skip
+        url = endpoint(self.base_url, mode)
+        first_byte = [False]
+        with transport_errors(url, first_byte=first_byte):
+            async with self._client.stream("POST", url, json=body) as response:
+                if response.status_code >= 400:
+                    raise error_for_response(response, await response.aread())
+                yield Delta()
+                tally = CompletionStream(mode)
+                async for chunk in response.aiter_bytes():
+                    first_byte[0] = True
+                    for text in tally.feed(chunk):
+                        yield Delta(text=text)
+                    if tally.done:
+                        break
+        usage = tally.usage or Usage.of(0, tally.pieces)
+        yield Delta(finish_reason=tally.finish_reason, usage=usage)

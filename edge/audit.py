@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from edge.cloud import CloudClient, CloudItem, CloudRequest
+from edge.client import CloudClient, CloudItem, CloudRequest
 
 __all__ = ["AuditedCloud"]
 

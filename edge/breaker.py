@@ -1,8 +1,10 @@
 """A circuit breaker around the cloud client.
 
-After ``failures`` consecutive failed calls the breaker opens: calls fail at
-once, without touching the network, for ``cooldown_s`` seconds. Then one probe
-call goes through; its success closes the breaker, its failure re-opens it.
+After ``failures`` consecutive outages (:class:`CloudUnavailable`: unreachable,
+timed out, 429, 5xx, a broken stream) the breaker opens: calls fail at once,
+without touching the network, for ``cooldown_s`` seconds. Then one probe call
+goes through; its success closes the breaker, its failure re-opens it. A
+request the cloud refuses (another 4xx) is not an outage and counts as neither.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from edge.cloud import CloudClient, CloudEnd, CloudItem, CloudRequest
+from edge.client import CloudClient, CloudEnd, CloudItem, CloudRequest
 from protocol.errors import CloudError, CloudUnavailable
 
 __all__ = ["CircuitBreaker"]
@@ -53,8 +55,11 @@ class CircuitBreaker:
                 yield item
                 if isinstance(item, CloudEnd):
                     self._record(ok=item.outcome != "fallback")
-        except CloudError:
+        except CloudUnavailable:
             self._record(ok=False)
+            raise
+        except CloudError:
+            self._release()
             raise
         except GeneratorExit:
             self._record(ok=True)
@@ -68,6 +73,11 @@ class CircuitBreaker:
             if remaining > 0 or self._probing:
                 raise CloudUnavailable(f"circuit open: cloud skipped for {max(remaining, 0):.0f} s")
             self._probing = True
+
+    def _release(self) -> None:
+        """Neither a success nor an outage: a probe slot is simply given back."""
+        with self._lock:
+            self._probing = False
 
     def _record(self, *, ok: bool) -> None:
         with self._lock:

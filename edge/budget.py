@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import replace
 
-from edge.cloud import CloudBudget, CloudClient, CloudEnd, CloudItem, CloudRequest, CloudText
+from edge.client import CloudBudget, CloudClient, CloudEnd, CloudItem, CloudRequest, CloudText
 from edge.ledger import Ledger, Spend
 from edge.settings import CapSettings, Price
 

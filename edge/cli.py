@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 
-from edge import bundled
-from edge.settings import EdgeSettings, is_loopback
+from edge.llama import bundled
+from edge.settings import EdgeSettings
 from edge.show import CLOUD_STYLE, AnswerPrinter
 from protocol.errors import RelayError
 
@@ -132,7 +132,8 @@ def run(
         messages = [{"role": "user", "content": question}]
         if settings.system_prompt:
             messages.insert(0, {"role": "system", "content": settings.system_prompt})
-        AnswerPrinter(out, as_json=as_json).show(relay.run(messages, prefix=prefix))
+        events = relay.answer(relay.prompt(messages), prefix=prefix)
+        AnswerPrinter(out, as_json=as_json).show(events)
     except RelayError as exc:
         raise fail(exc) from exc
 
@@ -163,6 +164,7 @@ def chat(
     if settings.system_prompt:
         messages.append({"role": "system", "content": settings.system_prompt})
     printer = AnswerPrinter(out)
+    trimmed = False
     while True:
         try:
             question = out.input("[bold]you>[/bold] ")
@@ -175,12 +177,21 @@ def chat(
             continue
         messages.append({"role": "user", "content": question})
         try:
-            printer.show(relay.run(messages))
-        except RelayError as exc:  # e.g. the conversation outgrew the context: say so, go on
+            prompt = relay.prompt(messages)
+            if prompt.dropped:
+                system = int(messages[0]["role"] == "system")
+                del messages[system : system + prompt.dropped]
+                if not trimmed:
+                    err.print("[yellow]note:[/yellow] the conversation outgrew the context; "
+                              "its oldest turns are left out from now on")  # fmt: skip
+                    trimmed = True
+            printer.show(relay.answer(prompt))
+        except RelayError as exc:  # e.g. one message too long for the context: say so, go on
             err.print(f"[red]error:[/red] {escape(exc.message)}")
             messages.pop()
             continue
-        messages.append({"role": "assistant", "content": relay.answer_text})
+        if relay.record is not None:
+            messages.append({"role": "assistant", "content": relay.record.text})
 
 
 @app.command()
@@ -230,6 +241,8 @@ def serve(
         relay = build_relay(settings)
     except RelayError as exc:
         raise fail(exc) from exc
+    from edge.openai_compat.server import is_loopback
+
     if not is_loopback(host):
         err.print(f"[yellow]warning:[/yellow] {host} is not loopback and relay serve has no auth")
     out.print(f"relay serving on http://{host}:{port}/v1 (model 'relayllm')")
@@ -260,6 +273,7 @@ def demo(
             relay = build_relay(settings)
             out.print(f"[bold]question:[/bold] {question}\n[bold]answer[/bold] "
                       f"([{CLOUD_STYLE}]cloud text in this colour[/{CLOUD_STYLE}]):")  # fmt: skip
-            AnswerPrinter(out).show(relay.run([{"role": "user", "content": question}]))
+            prompt = relay.prompt([{"role": "user", "content": question}])
+            AnswerPrinter(out).show(relay.answer(prompt))
     except RelayError as exc:
         raise fail(exc) from exc

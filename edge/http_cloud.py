@@ -1,20 +1,28 @@
 """The cloud client over HTTP: streams from any OpenAI-compatible endpoint.
 
-SSE parsing, connection pooling and retries with backoff (before the response
-starts, never mid-stream) come from the ``openai`` SDK. Its errors, and the
-total-time limit, are mapped once, here, to :class:`CloudUnavailable`.
+Raw mode sends the context as a prompt to ``/completions``; chat mode sends
+messages ending with the partial answer to ``/chat/completions`` (with
+``continue_final_message``). Timeouts: connect, first byte (and any stall
+mid-stream), and the whole call. Retries happen before the first byte only
+(see :func:`edge.openai_compat.stream_completion`).
 """
 
 from __future__ import annotations
 
-import time
+import weakref
 from collections.abc import Iterator
-from typing import Any
 
-import openai
+import httpx
 
-from edge.cloud import CloudEnd, CloudItem, CloudRequest, CloudText, ContextMode
-from protocol.errors import CloudUnavailable, UpstreamError
+from edge.client import CloudEnd, CloudItem, CloudRequest, CloudText, ContextMode
+from edge.openai_compat import (
+    endpoint,
+    error_for_response,
+    request_body,
+    stream_completion,
+    transport_errors,
+)
+from protocol.errors import CloudUnavailable
 
 __all__ = ["HttpCloud"]
 
@@ -36,76 +44,64 @@ class HttpCloud:
         total_timeout_s: float = 60.0,
         retries: int = 2,
     ) -> None:
-        timeout = openai.Timeout(
+        timeout = httpx.Timeout(
             connect=connect_timeout_s, read=first_token_timeout_s, write=10.0, pool=10.0
         )
-        self._client = openai.OpenAI(
-            base_url=base_url, api_key=api_key or "none", timeout=timeout, max_retries=retries
-        )
-        self.base_url = base_url
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(timeout=timeout, headers=headers)
+        self._closer = weakref.finalize(self, self._client.close)  # pooled sockets close with us
+        self.base_url = base_url.rstrip("/")
         self.model = model
         self.mode = mode
         self.temperature = temperature
         self.stop = stop
         self.total_timeout_s = total_timeout_s
+        self.retries = retries
 
     def stream(self, request: CloudRequest) -> Iterator[CloudItem]:
-        deadline = time.monotonic() + self.total_timeout_s
-        try:
-            stream = self._start(request)
-            finish, usage, pieces = None, None, 0
-            with stream:
-                for chunk in stream:
-                    usage = chunk.usage or usage
-                    for choice in chunk.choices:
-                        text = choice.text if self.mode == "raw" else choice.delta.content
-                        if text:
-                            pieces += 1
-                            yield CloudText(text)
-                        finish = choice.finish_reason or finish
-                    if time.monotonic() > deadline:
-                        raise CloudUnavailable(
-                            f"the cloud call took longer than {self.total_timeout_s:g} s"
-                        )
-        except openai.APIStatusError as exc:
-            status = exc.status_code
-            raise UpstreamError(f"cloud answered {status}", status_code=status) from exc
-        except openai.APIError as exc:  # connection refused, timeouts, broken streams
-            raise CloudUnavailable(f"cloud unreachable: {exc}") from exc
-        details = getattr(usage, "prompt_tokens_details", None)
+        body = request_body(
+            self.mode,
+            model=self.model or self._first_model(),
+            prompt=request.prompt,
+            messages=request.messages,
+            max_tokens=request.max_tokens,
+            temperature=self.temperature,
+            seed=request.seed,
+            stop=tuple(dict.fromkeys([*request.stop, *self.stop])),
+        )
+        tally = None
+        for item in stream_completion(
+            self._client,
+            endpoint(self.base_url, self.mode),
+            body,
+            self.mode,
+            total_timeout_s=self.total_timeout_s,
+            retries=self.retries,
+        ):
+            if isinstance(item, str):
+                yield CloudText(item)
+            else:
+                tally = item
+        assert tally is not None
         yield CloudEnd(
             outcome="ok",
-            finish_reason="stop" if finish in (None, "stop") else "length",
-            completion_tokens=usage.completion_tokens if usage else pieces,
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            cached_tokens=(details.cached_tokens or 0) if details else 0,
-        )
-
-    def _start(self, request: CloudRequest) -> Any:
-        model = self.model or self._first_model()
-        common: dict[str, Any] = {
-            "model": model,
-            "max_tokens": request.max_tokens,
-            "temperature": self.temperature,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        if self.stop:
-            common["stop"] = list(self.stop)
-        if self.mode == "raw":
-            return self._client.completions.create(prompt=request.prompt, **common)
-        return self._client.chat.completions.create(
-            messages=[m.model_dump() for m in request.messages],  # type: ignore[misc]
-            extra_body={"continue_final_message": True, "add_generation_prompt": False},
-            **common,
+            finish_reason=tally.finish_reason,
+            completion_tokens=tally.completion_tokens,
+            prompt_tokens=tally.usage.prompt_tokens if tally.usage else 0,
+            reason=tally.note,
         )
 
     def _first_model(self) -> str:
-        models = self._client.models.list().data
-        if not models:
-            raise CloudUnavailable("the cloud endpoint lists no models")
-        self.model = models[0].id
+        url = f"{self.base_url}/models"
+        with transport_errors(url):
+            response = self._client.get(url)
+        if response.status_code >= 400:
+            raise error_for_response(response, response.content)
+        try:
+            self.model = str(response.json()["data"][0]["id"])
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise CloudUnavailable(f"{url} lists no models; set the cloud model") from exc
         return self.model
 
     def close(self) -> None:
-        self._client.close()
+        self._closer()

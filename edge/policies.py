@@ -2,13 +2,18 @@
 
 One interface, five policies. ``on_command`` is asked when the SLM wrote a
 complete command; ``before_token`` before each SLM token. Each returns the
-number of tokens to ask the cloud for (0: no call).
+number of tokens to ask the cloud for (0: no call). A policy that reads the
+SLM's next-token entropy says so with ``uses_entropy``, so the entropy is
+computed only for it.
 
 * ``learned`` (default): the SLM's own ``<call>N</call>`` commands.
 * ``entropy``: training-free; calls when the next-token entropy passes a
   threshold, so an untrained SLM can relay (and an evaluation baseline).
-* ``random``: calls at a target rate per token (baseline).
-* ``never``: SLM only; commands are dropped unanswered and never shown.
+* ``random``: the paper's query-level random router: with probability ``p``
+  the cloud answers the whole query, otherwise the SLM answers alone. The
+  draw depends only on the answer's seed, so a seeded answer routes the same
+  way every time.
+* ``never``: SLM only; commands are shown as skipped.
 * ``cloud``: the LLM writes the whole answer.
 """
 
@@ -28,24 +33,30 @@ __all__ = [
     "LearnedPolicy",
     "NeverPolicy",
     "PolicyState",
-    "RandomPolicy",
+    "RandomRouter",
     "make_policy",
 ]
 
 
 @dataclass(frozen=True)
 class PolicyState:
-    """What a policy may look at before the next SLM token."""
+    """What a policy may look at before the next SLM token.
+
+    ``entropy`` is set only for policies with ``uses_entropy``; ``seed`` is the
+    answer's seed (``None`` when unseeded).
+    """
 
     answer_tokens: int
     tokens_left: int
     tokens_since_call: int
     calls: int
-    entropy: Callable[[], float]
+    entropy: float | None = None
+    seed: int | None = None
 
 
 class CallPolicy(Protocol):
     name: str
+    uses_entropy: bool
 
     def on_command(self, command: CallCommand) -> int: ...
 
@@ -54,6 +65,7 @@ class CallPolicy(Protocol):
 
 class LearnedPolicy:
     name = "learned"
+    uses_entropy = False
 
     def on_command(self, command: CallCommand) -> int:
         return command.n
@@ -64,6 +76,7 @@ class LearnedPolicy:
 
 class NeverPolicy:
     name = "never"
+    uses_entropy = False
 
     def on_command(self, command: CallCommand) -> int:
         return 0
@@ -74,18 +87,20 @@ class NeverPolicy:
 
 class CloudOnlyPolicy:
     name = "cloud"
+    uses_entropy = False
 
     def on_command(self, command: CallCommand) -> int:
         return 0
 
     def before_token(self, state: PolicyState) -> int:
-        return state.tokens_left if state.calls == 0 else 0
+        return state.tokens_left if state.calls == 0 and state.answer_tokens == 0 else 0
 
 
 class EntropyPolicy:
     """Call for ``n`` tokens when entropy exceeds ``threshold`` nats (at most once per ``n``)."""
 
     name = "entropy"
+    uses_entropy = True
 
     def __init__(self, threshold: float, n: int) -> None:
         self.threshold = threshold
@@ -97,36 +112,42 @@ class EntropyPolicy:
     def before_token(self, state: PolicyState) -> int:
         if state.calls and state.tokens_since_call < self.n:
             return 0
-        return self.n if state.entropy() > self.threshold else 0
+        return self.n if (state.entropy or 0.0) > self.threshold else 0
 
 
-class RandomPolicy:
-    """Call for ``n`` tokens with probability ``rate`` before each SLM token."""
+class RandomRouter:
+    """With probability ``p`` the cloud answers the whole query; otherwise the SLM alone."""
 
     name = "random"
+    uses_entropy = False
 
-    def __init__(self, rate: float, n: int, seed: int | None = None) -> None:
-        self.rate = rate
-        self.n = n
-        self._rng = random.Random(seed)
+    def __init__(self, p: float) -> None:
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"the routing probability must be in [0, 1], not {p}")
+        self.p = p
+
+    def routes_to_cloud(self, seed: int | None) -> bool:
+        """The draw for an answer with this seed (a fresh draw when unseeded)."""
+        rng = random.Random(f"relayllm-router-{seed}") if seed is not None else random
+        return rng.random() < self.p
 
     def on_command(self, command: CallCommand) -> int:
         return 0
 
     def before_token(self, state: PolicyState) -> int:
-        return self.n if self._rng.random() < self.rate else 0
+        if state.answer_tokens or state.calls or not self.routes_to_cloud(state.seed):
+            return 0
+        return state.tokens_left
 
 
-def make_policy(
-    name: str, *, threshold: float = 4.0, rate: float = 0.02, n: int = 16, seed: int | None = None
-) -> CallPolicy:
+def make_policy(name: str, *, threshold: float = 4.0, p: float = 0.1, n: int = 16) -> CallPolicy:
     """The policy called ``name``."""
     policies: dict[str, Callable[[], CallPolicy]] = {
         "learned": LearnedPolicy,
         "never": NeverPolicy,
         "cloud": CloudOnlyPolicy,
         "entropy": lambda: EntropyPolicy(threshold, n),
-        "random": lambda: RandomPolicy(rate, n, seed),
+        "random": lambda: RandomRouter(p),
     }
     if name not in policies:
         raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(policies)}")

@@ -1,23 +1,33 @@
-"""The relay loop: the SLM decodes, the cloud fills in where asked, one answer at a time.
+"""The relay loop: the SLM decodes, the cloud fills in where asked.
 
-Read top to bottom:
+One answer is a generator of steps, :meth:`RelayAnswer.steps`. It knows tokens
+and text only; a driver owns the model and the cloud and answers its requests:
 
-1. The conversation is rendered with the SLM's chat template and synced into
-   its KV cache (earlier turns are re-used, not re-read).
-2. The SLM samples token by token. Its text goes through a :class:`CallScanner`,
-   so commands are never shown as answer text. The policy may ask for a call
-   when the SLM completes a command, or before any token.
-3. A call sends the prompt plus the answer so far, with every command removed,
-   to the cloud for at most ``min(N, tokens left)`` tokens. Cloud text streams
-   out as it arrives, then is tokenized on its own and appended to the SLM's
-   context: only those new tokens are evaluated. Cloud text is never scanned
-   for commands.
-4. ``finish_reason="stop"`` from the cloud ends the answer; ``length`` (or a
-   fallback) hands control back to the SLM.
+* :class:`Extend` / :class:`Rewind`: append tokens to / drop tokens from the
+  model's context (the answer part of it);
+* ``SAMPLE``: reply with the token the model samples next;
+* ``ENTROPY``: reply with the entropy of the next-token distribution;
+* :class:`CallCloud`: reply with the cloud's items for the request;
+* anything else is a :mod:`protocol.events` event for the user.
 
-Every step is a :mod:`protocol.events` event. ``answer_tokens`` and
-``answer_mask`` record the answer as the SLM saw it: mask 1 for tokens the SLM
-sampled, 0 for spliced cloud tokens (the training mask).
+:class:`edge.loop.RelayLoop` drives one answer on any local model (llama.cpp on
+the edge, transformers in training); :func:`edge.batch.relay_batch` drives many
+with one batched forward per step. Read top to bottom, an answer goes:
+
+1. Before each SLM token the policy may call (only at a UTF-8 character
+   boundary: a call waits for a character that is still incomplete).
+2. The SLM's text goes through a :class:`CallScanner`: commands are never shown.
+   A complete command either leads to a call or to a ``CallSkipped`` event
+   (``<call>0</call>``, ``<call></call>``, the policy, the call limit).
+3. A call ends the SLM's turn at ``</call>``: the context keeps exactly the text
+   up to it (a token such as ``>.`` is replaced by the tokens of ``>``; the rest
+   is discarded). The cloud gets the prompt and answer with every command
+   replaced, at most ``min(N, tokens left)`` tokens, the template's turn
+   markers as ``stop`` and a seed derived from the answer's.
+4. Cloud text is shown as it streams, cut where the answer's room ends, then
+   tokenized on its own as plain text and appended (mask 0). It is never
+   scanned for commands. ``stop`` with text ends the answer; ``length``, an
+   empty ``stop`` or a fallback hands back to the SLM.
 """
 
 from __future__ import annotations
@@ -25,264 +35,303 @@ from __future__ import annotations
 import codecs
 import time
 import uuid
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any
 
-from edge.chat_template import render_chat
-from edge.cloud import CloudBudget, CloudClient, CloudEnd, CloudRequest, CloudText
-from edge.llama_model import SamplingParams
+from edge.client import CloudBudget, CloudEnd, CloudRequest, CloudText
+from edge.local_model import TextCodec
 from edge.policies import CallPolicy, PolicyState
-from protocol.calls import DEFAULT_MAX_CALL_TOKENS, CallScanner, strip_calls
+from edge.prompt import RelayPrompt
+from edge.record import AnswerRecord, CallRecord
+from edge.splice import Splice
+from protocol.calls import DEFAULT_MAX_CALL_TOKENS, CallCommand, CallScanner, cloud_view
 from protocol.events import (
     BudgetEvent,
     CallFinished,
+    CallSkipped,
     CallStarted,
-    DoneEvent,
     FallbackEvent,
     RelayEvent,
+    SkipReason,
     TextEvent,
 )
 from protocol.wire import ChatMessage, FinishReason
 
-__all__ = ["LocalModel", "RelayLimits", "RelayLoop", "TokenSampler"]
+__all__ = [
+    "ENTROPY",
+    "SAMPLE",
+    "CallCloud",
+    "Extend",
+    "RelayAnswer",
+    "RelayLimits",
+    "Rewind",
+    "Step",
+]
 
-_Steps = Generator[RelayEvent, None, bool]
+
+@dataclass(frozen=True)
+class Extend:
+    tokens: list[int]
 
 
-class TokenSampler(Protocol):
-    def sample(self) -> int: ...
+@dataclass(frozen=True)
+class Rewind:
+    n: int
 
-    def close(self) -> None: ...
+
+@dataclass(frozen=True)
+class CallCloud:
+    request: CloudRequest
 
 
-class LocalModel(Protocol):
-    """What the loop needs of the SLM (llama.cpp on the edge, torch in training)."""
-
-    @property
-    def n_ctx(self) -> int: ...
-
-    @property
-    def metadata(self) -> dict[str, str]: ...
-
-    def tokenize(self, text: str) -> list[int]: ...
-
-    def tokenize_prompt(self, text: str) -> list[int]: ...
-
-    def detokenize(self, tokens: Sequence[int]) -> bytes: ...
-
-    def special_token_text(self, which: str) -> str: ...
-
-    def is_end_of_generation(self, token: int) -> bool: ...
-
-    def sync(self, tokens: Sequence[int]) -> int: ...
-
-    def eval(self, tokens: Sequence[int]) -> None: ...
-
-    def sampler(self, params: SamplingParams) -> TokenSampler: ...
-
-    def next_token_entropy(self) -> float: ...
+_CUT = "cut where the answer's token limit ends"
+SAMPLE = "sample"
+ENTROPY = "entropy"
+Step = RelayEvent | Extend | Rewind | CallCloud | str
+_Steps = Generator[Step, Any, None]
 
 
 @dataclass(frozen=True)
 class RelayLimits:
-    max_calls: int = 5
+    """``max_calls``: calls per answer (4 = the method's 5 SLM turns; a later command is
+    skipped); ``max_tokens``: answer tokens from both models; ``max_call_tokens``: cap on N."""
+
+    max_calls: int = 4
     max_tokens: int = 8192
     max_call_tokens: int = DEFAULT_MAX_CALL_TOKENS
 
 
-class RelayLoop:
-    """Answers conversations with ``model``, calling ``cloud`` as ``policy`` decides."""
+class RelayAnswer:
+    """One answer: its :class:`AnswerRecord` and the steps that produce it."""
 
     def __init__(
         self,
-        model: LocalModel,
-        cloud: CloudClient,
+        prompt: RelayPrompt,
+        codec: TextCodec,
         policy: CallPolicy,
         *,
-        limits: RelayLimits = RelayLimits(),
-        sampling: SamplingParams = SamplingParams(temperature=0.7),
+        limits: RelayLimits,
+        n_ctx: int,
+        seed: int | None = None,
+        prefix: str = "",
     ) -> None:
-        self.model = model
-        self.cloud = cloud
-        self.policy = policy
-        self.limits = limits
-        self.sampling = sampling
-        self.answer_tokens: list[int] = []
-        self.answer_mask: list[int] = []
-
-    def run(
-        self, messages: Sequence[Mapping[str, str]], *, prefix: str = ""
-    ) -> Iterator[RelayEvent]:
-        """Answer ``messages``. ``prefix`` is answer text taken as the SLM's own (commands act)."""
-        self._start(messages)
-        sampler = self.model.sampler(self.sampling)
-        try:
-            finish = yield from self._decode(sampler, prefix)
-        finally:
-            sampler.close()
-        yield DoneEvent(
-            finish_reason=finish,
-            prompt_tokens=self._prompt_len,
-            slm_tokens=self._slm_tokens,
-            llm_tokens=len(self.answer_tokens) - self._slm_tokens,
-            calls=self._calls,
-            cost_usd=self._cost,
-            wall_s=time.monotonic() - self._started,
-        )
-
-    @property
-    def answer_text(self) -> str:
-        """The answer as the SLM wrote it, commands included."""
-        return self._answer
-
-    def _start(self, messages: Sequence[Mapping[str, str]]) -> None:
-        self._messages = [ChatMessage(role=m["role"], content=m["content"]) for m in messages]  # type: ignore[arg-type]
-        self._prompt = render_chat(
-            messages,
-            template=self.model.metadata.get("tokenizer.chat_template"),
-            bos_token=self.model.special_token_text("bos"),
-            eos_token=self.model.special_token_text("eos"),
-        )
-        prompt_tokens = self.model.tokenize_prompt(self._prompt)
-        self.model.sync(prompt_tokens)
-        self._room = min(self.limits.max_tokens, self.model.n_ctx - len(prompt_tokens) - 1)
-        self._prompt_len = len(prompt_tokens)
-        self.answer_tokens, self.answer_mask = [], []
-        self._answer, self._calls, self._cost = "", 0, 0.0
-        self._slm_tokens, self._since_call = 0, 0
-        self._answer_id = uuid.uuid4().hex[:12]
-        self._started = time.monotonic()
-
-    def _decode(
-        self, sampler: TokenSampler, prefix: str
-    ) -> Generator[RelayEvent, None, FinishReason]:
-        scanner = CallScanner(self.limits.max_call_tokens)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        if prefix:
-            self._append(self.model.tokenize(prefix), local=True)
-            if (yield from self._scan(scanner, prefix, 0)):
-                return "stop"
-        while len(self.answer_tokens) < self._room:
-            asked = self.policy.before_token(self._policy_state())
-            if asked and (yield from self._flush_then_call(scanner, asked)):
-                return "stop"
-            if len(self.answer_tokens) >= self._room:
-                break
-            token = sampler.sample()
-            if self.model.is_end_of_generation(token):
-                yield from self._flush(scanner)
-                return "stop"
-            self._append([token], local=True)
-            text = decoder.decode(self.model.detokenize([token]))
-            if (yield from self._scan(scanner, text, 1)):
-                return "stop"
-        yield from self._flush(scanner)
-        return "length"
-
-    def _scan(self, scanner: CallScanner, text: str, n_tokens: int) -> _Steps:
-        """Show SLM text, act on commands; True when a call finished the answer."""
-        for segment in scanner.feed(text):
-            if isinstance(segment, str):
-                self._answer += segment
-                yield TextEvent(source="slm", text=segment, n_tokens=n_tokens)
-                n_tokens = 0
-                continue
-            self._answer += segment.raw
-            asked = self.policy.on_command(segment)
-            if asked and (yield from self._call(asked)):
-                return True
-        return False
-
-    def _flush(self, scanner: CallScanner) -> Iterator[RelayEvent]:
-        held = scanner.flush()
-        if held:
-            self._answer += held
-            yield TextEvent(source="slm", text=held)
-
-    def _flush_then_call(self, scanner: CallScanner, asked: int) -> _Steps:
-        yield from self._flush(scanner)
-        return (yield from self._call(asked))
-
-    def _call(self, requested: int) -> _Steps:
-        """One call; True when the cloud finished the answer."""
-        granted = min(requested, self._room - len(self.answer_tokens))
-        if self._calls >= self.limits.max_calls or granted <= 0:
-            return False
-        self._calls += 1
+        self.prompt, self.codec, self.policy, self.limits = prompt, codec, policy, limits
+        self.seed, self.prefix = seed, prefix
+        self.room = max(0, min(limits.max_tokens, n_ctx - len(prompt.tokens) - 1))
+        self.record = AnswerRecord(uuid.uuid4().hex[:12], len(prompt.tokens))
+        self._new_turn()
         self._since_call = 0
-        call_id = f"call-{self._answer_id}-{self._calls}"
-        request = self._request(call_id, granted)
-        yield CallStarted(
-            call_id=call_id,
-            requested=requested,
-            granted=granted,
-            context_tokens=request.context_tokens,
-        )
+        self._deferred = 0
+
+    def steps(self) -> _Steps:
         started = time.monotonic()
-        pieces: list[str] = []
-        end = CloudEnd(outcome="fallback", reason="the cloud ended without a result")
-        for item in self.cloud.stream(request):
-            if isinstance(item, CloudText):
-                pieces.append(item.text)
-                yield TextEvent(source="llm", text=item.text)
-            elif isinstance(item, CloudBudget):
-                yield BudgetEvent(call_id=call_id, requested=item.requested,
-                                  granted=item.granted, reason=item.reason)  # fmt: skip
-            else:
-                end = item
-        spliced = self.splice("".join(pieces))
-        self._cost += end.cost_usd
-        if end.outcome == "fallback":
-            yield FallbackEvent(call_id=call_id, reason=end.reason, kept_tokens=spliced)
-        yield CallFinished(
-            call_id=call_id,
-            outcome=end.outcome,
-            tokens=spliced,
-            finish_reason=end.finish_reason,
-            latency_ms=(time.monotonic() - started) * 1000,
-            cost_usd=end.cost_usd,
-        )
-        return end.outcome == "ok" and end.finish_reason == "stop"
+        for chunk in _prefix_turns(self.prefix):
+            yield from self._forced(chunk)
+        while self.record.finish_reason is None:
+            yield from self._next()
+        self.record.wall_s = time.monotonic() - started
+        yield self.record.done_event()
 
-    def _request(self, call_id: str, granted: int) -> CloudRequest:
-        answer = strip_calls(self._answer)
-        messages = [*self._messages, ChatMessage(role="assistant", content=answer)]
-        return CloudRequest(
-            call_id=call_id,
-            answer_id=self._answer_id,
-            prompt=self._prompt + answer,
-            messages=messages,
-            max_tokens=granted,
-            context_tokens=self._prompt_len + len(self.answer_tokens),
-        )
+    def _left(self) -> int:
+        return self.room - len(self.record.tokens)
 
-    def splice(self, text: str) -> int:
-        """Append cloud text to the answer and the SLM's context; return its token count.
+    def _next(self) -> _Steps:
+        if self._left() <= 0:
+            yield from self._finish("length")
+            return
+        asked = self._deferred or (yield from self._ask_policy())
+        if asked and not self._decoder.getstate()[0]:  # only at a character boundary
+            self._deferred = 0
+            yield from self._show(self._scanner.flush())
+            granted = yield from self._grant(asked, "")
+            if granted:
+                yield from self._call(asked, granted)
+                return
+        elif asked:
+            self._deferred = asked
+        token = yield SAMPLE
+        if self.codec.is_end(token):
+            yield from self._finish("stop")
+        else:
+            yield from self._take(token, self.codec.detokenize([token]))
 
-        The text is tokenized on its own and only its tokens are evaluated into
-        the KV cache (training rollouts build sequences the same way).
-        """
-        if not text:
+    def _ask_policy(self) -> Generator[Step, Any, int]:
+        entropy = (yield ENTROPY) if self.policy.uses_entropy else None
+        rec = self.record
+        state = PolicyState(len(rec.tokens), self._left(), self._since_call, len(rec.calls),
+                            entropy, self.seed)  # fmt: skip
+        return self.policy.before_token(state)
+
+    def _take(self, token: int, data: bytes) -> _Steps:
+        """One SLM token: show its text, act on a command it completes."""
+        piece = self._decoder.decode(data)
+        consumed = -len(self._scanner.pending)
+        first = True
+        for segment in self._scanner.feed(piece):
+            if isinstance(segment, str):
+                consumed += len(segment)
+                yield from self._show(segment, n_tokens=int(first))
+                first = False
+                continue
+            consumed += len(segment.raw)
+            self.record.text += segment.raw
+            granted = yield from self._asked_by(segment)
+            if granted:
+                yield from self._end_turn(token, piece, consumed)
+                yield from self._call(segment.n, min(granted, self._left()))
+                return
+        yield from self._append([token], local=True)
+        if self._decoder.getstate()[0]:
+            self._unsettled.append(token)
+            self._unsettled_text += piece
+        else:
+            self._unsettled, self._unsettled_text = [], ""
+
+    def _forced(self, text: str) -> _Steps:
+        """Prefix text taken as the SLM's own: it may call, then the rest follows."""
+        for token in self.codec.tokenize(text):
+            if self.record.finish_reason is not None or self._left() <= 0:
+                return
+            yield from self._take(token, self.codec.detokenize([token]))
+
+    def _asked_by(self, command: CallCommand) -> Generator[Step, Any, int]:
+        reason: SkipReason | None = None
+        if command.requested is None:
+            reason = "empty"
+        elif command.n == 0:
+            reason = "zero"
+        elif not (asked := self.policy.on_command(command)):
+            reason = "policy"
+        if reason is not None:
+            yield CallSkipped(requested=command.requested or 0, reason=reason, raw=command.raw)
             return 0
-        tokens = self.model.tokenize(text)[: self._room - len(self.answer_tokens)]
-        self._append(tokens, local=False)
-        self._answer += text
-        return len(tokens)
+        return (yield from self._grant(asked, command.raw))
 
-    def _append(self, tokens: list[int], *, local: bool) -> None:
-        self.model.eval(tokens)
-        self.answer_tokens += tokens
-        self.answer_mask += [int(local)] * len(tokens)
+    def _grant(self, requested: int, raw: str) -> Generator[Step, Any, int]:
+        reason: SkipReason | None = None
+        if len(self.record.calls) >= self.limits.max_calls:
+            reason = "limit"
+        elif self._left() <= 1:
+            reason = "no room"
+        if reason is not None:
+            yield CallSkipped(requested=requested, reason=reason, raw=raw)
+            return 0
+        return min(requested, self._left())
+
+    def _end_turn(self, token: int, piece: str, consumed: int) -> _Steps:
+        """The context keeps exactly the text up to ``</call>``; the rest of the token goes."""
+        if consumed == len(piece) and not self._decoder.getstate()[0] and not self._unsettled:
+            yield from self._append([token], local=True)
+        else:
+            if self._unsettled:
+                yield from self._rewind(len(self._unsettled))
+            kept = self._unsettled_text + piece[:consumed]
+            yield from self._append(self.codec.tokenize(kept), local=True)
+        self._new_turn()
+
+    def _call(self, requested: int, granted: int) -> _Steps:
+        request = self._request(granted)
+        yield CallStarted(call_id=request.call_id, requested=requested, granted=granted,
+                          context_tokens=request.context_tokens)  # fmt: skip
+        started = time.monotonic()
+        splice = Splice(self.codec, room=self._left())
+        end = yield from self._receive(request, splice)
+        tokens = splice.tokens()
+        yield from self._append(tokens, local=False)
+        self.record.text += splice.text
+        call = CallRecord(request.call_id, requested, granted, len(tokens), end.outcome,
+                          end.finish_reason if end.outcome == "ok" else None, end.prompt_tokens,
+                          end.completion_tokens, end.cost_usd,
+                          (time.monotonic() - started) * 1000)  # fmt: skip
+        self.record.calls.append(call)
+        self._since_call = 0
+        if end.outcome == "fallback":
+            yield FallbackEvent(call_id=call.call_id, reason=end.reason, kept_tokens=call.tokens)
+        note = "" if call.outcome != "ok" else _CUT if splice.full else end.reason
+        yield CallFinished(call_id=call.call_id, outcome=call.outcome, tokens=call.tokens,
+                           finish_reason=call.finish_reason, latency_ms=call.latency_ms,
+                           cost_usd=call.cost_usd, note=note)  # fmt: skip
+        if call.finish_reason == "stop" and tokens:
+            yield from self._finish("stop")
+        elif splice.full:
+            yield from self._finish("length")
+
+    def _receive(self, request: CloudRequest, splice: Splice) -> Generator[Step, Any, CloudEnd]:
+        """Stream the cloud's answer to the user, as far as the room allows."""
+        end = CloudEnd(outcome="fallback", reason="the cloud ended without a result")
+        items: Iterator[Any] = yield CallCloud(request)
+        try:
+            for item in items:
+                if isinstance(item, CloudText):
+                    if shown := splice.add(item.text):
+                        self.record.shown += shown
+                        yield TextEvent(source="llm", text=shown)
+                    if splice.full:
+                        return CloudEnd(outcome="ok", finish_reason="length")
+                elif isinstance(item, CloudBudget):
+                    yield BudgetEvent(call_id=request.call_id, requested=item.requested,
+                                      granted=item.granted, reason=item.reason)  # fmt: skip
+                else:
+                    end = item
+        finally:
+            getattr(items, "close", lambda: None)()
+        return end
+
+    def _request(self, granted: int) -> CloudRequest:
+        answer = cloud_view(self.record.text)
+        prompt = self.prompt
+        index = len(self.record.calls) + 1
+        return CloudRequest(
+            call_id=f"call-{self.record.answer_id}-{index}",
+            answer_id=self.record.answer_id,
+            prompt=prompt.cloud_text + answer,
+            messages=(*prompt.cloud_messages, ChatMessage(role="assistant", content=answer)),
+            max_tokens=granted,
+            context_tokens=len(prompt.tokens) + len(self.record.tokens),
+            seed=None if self.seed is None else (self.seed + index) % 2**32,
+            stop=prompt.stops,
+        )
+
+    def _append(self, tokens: list[int], *, local: bool) -> _Steps:
+        if not tokens:
+            return
+        yield Extend(tokens)
+        self.record.tokens += tokens
+        self.record.mask += [int(local)] * len(tokens)
         if local:
-            self._slm_tokens += len(tokens)
             self._since_call += len(tokens)
 
-    def _policy_state(self) -> PolicyState:
-        return PolicyState(
-            answer_tokens=len(self.answer_tokens),
-            tokens_left=self._room - len(self.answer_tokens),
-            tokens_since_call=self._since_call,
-            calls=self._calls,
-            entropy=self.model.next_token_entropy,
-        )
+    def _rewind(self, n: int) -> _Steps:
+        yield Rewind(n)
+        del self.record.tokens[-n:], self.record.mask[-n:]
+        self._since_call -= n
+
+    def _show(self, text: str, n_tokens: int = 0) -> _Steps:
+        """SLM text: into the answer and out to the user."""
+        if text:
+            self.record.text += text
+            self.record.shown += text
+            yield TextEvent(source="slm", text=text, n_tokens=n_tokens)
+
+    def _finish(self, reason: FinishReason) -> _Steps:
+        """Release what the decoder and scanner still hold, and end the answer."""
+        tail = self._decoder.decode(b"", final=True)  # an unfinished character: U+FFFD
+        held = "".join(s if isinstance(s, str) else s.raw for s in self._scanner.feed(tail))
+        yield from self._show(held + self._scanner.flush())
+        self.record.finish_reason = reason
+
+    def _new_turn(self) -> None:
+        self._scanner = CallScanner(self.limits.max_call_tokens)
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._unsettled: list[int] = []
+        self._unsettled_text = ""
+
+
+def _prefix_turns(prefix: str) -> list[str]:
+    """``prefix`` cut after each ``</call>``, so every command in it acts in order."""
+    chunks, start = [], 0
+    while (end := prefix.find("</call>", start)) != -1:
+        chunks.append(prefix[start : end + len("</call>")])
+        start = end + len("</call>")
+    return [*chunks, prefix[start:]] if prefix[start:] else chunks

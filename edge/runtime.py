@@ -1,11 +1,11 @@
-"""Assembles the relay from settings: the SLM, the policy and the guarded cloud client.
+"""Assembles the relay from settings: the SLM, its chat format, the policy and the guarded cloud.
 
 The cloud stack, outermost first::
 
     FallbackCloud   a failure ends the call; the SLM goes on
     PrivacyCap      contexts over the cap never leave the device
     BudgetedCloud   reserve worst case in the ledger, shrink or refuse, settle
-    CircuitBreaker  skip the cloud after repeated failures, probe later
+    CircuitBreaker  skip the cloud after repeated outages, probe later
     AuditedCloud    log size and hash of what is sent
     HttpCloud       stream from the OpenAI-compatible endpoint
 
@@ -14,29 +14,31 @@ The cloud stack, outermost first::
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
+
 from edge.audit import AuditedCloud
 from edge.breaker import CircuitBreaker
 from edge.budget import BudgetedCloud
-from edge.cloud import CloudClient
+from edge.client import CloudClient
 from edge.fallback import FallbackCloud, OfflineCloud
 from edge.http_cloud import HttpCloud
 from edge.ledger import Ledger
-from edge.llama_model import LlamaModel, SamplingParams
+from edge.llama import LlamaChat, LlamaModel
+from edge.loop import RelayLoop
 from edge.policies import make_policy
 from edge.privacy import PrivacyCap
-from edge.relay import RelayLimits, RelayLoop
+from edge.prompt import RelayPrompt, build_prompt
+from edge.record import AnswerRecord
+from edge.relay import RelayLimits
 from edge.settings import EdgeSettings, Price
+from protocol.events import RelayEvent
+from protocol.sampling import SamplingParams
 
-__all__ = ["build_cloud", "build_relay", "load_slm"]
+__all__ = ["Relay", "build_cloud", "build_relay", "load_slm"]
 
 
-def build_cloud(
-    settings: EdgeSettings, *, ledger: Ledger | None = None, stops: tuple[str, ...] = ()
-) -> CloudClient:
-    """The guarded cloud client for ``settings`` (see the module docstring).
-
-    ``stops`` are added to the configured stop markers (the SLM's end-of-turn text).
-    """
+def build_cloud(settings: EdgeSettings, *, ledger: Ledger | None = None) -> CloudClient:
+    """The guarded cloud client for ``settings`` (see the module docstring)."""
     if settings.offline:
         return OfflineCloud()
     key = settings.cloud_key
@@ -46,7 +48,7 @@ def build_cloud(
         model=settings.cloud_model,
         mode=settings.cloud_mode,
         temperature=settings.cloud_temperature,
-        stop=tuple(dict.fromkeys([*settings.cloud_stop, *stops])),
+        stop=tuple(settings.cloud_stop),
         connect_timeout_s=settings.connect_timeout_s,
         first_token_timeout_s=settings.first_token_timeout_s,
         total_timeout_s=settings.total_timeout_s,
@@ -76,22 +78,51 @@ def build_cloud(
 
 
 def load_slm(settings: EdgeSettings) -> LlamaModel:
-    from edge.bundled import resolve_model
+    from edge.llama import resolve_model
 
     path = resolve_model(settings.slm, default="slm")
     return LlamaModel(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads)
 
 
+class Relay:
+    """The relay as the CLI and servers use it: the loop plus the SLM's chat format."""
+
+    def __init__(self, loop: RelayLoop, chat: LlamaChat) -> None:
+        self.loop = loop
+        self.chat = chat
+
+    @property
+    def model(self) -> LlamaModel:
+        return self.chat.model
+
+    @property
+    def record(self) -> AnswerRecord | None:
+        """The latest answer's record."""
+        return self.loop.record
+
+    def prompt(self, messages: Sequence[Mapping[str, str]]) -> RelayPrompt:
+        """The prompt for ``messages``, oldest turns dropped if the conversation outgrew the
+        context (room is kept for a quarter of the context or ``max_tokens``, the smaller)."""
+        n_ctx = self.model.n_ctx
+        reserve = min(self.loop.limits.max_tokens, n_ctx // 4)
+        return build_prompt(self.chat, messages, n_ctx=n_ctx, reserve=reserve)
+
+    def answer(
+        self, prompt: RelayPrompt, *, prefix: str = "", seed: int | None = None
+    ) -> Iterator[RelayEvent]:
+        """Events of one answer to ``prompt`` (see :meth:`RelayLoop.run`)."""
+        return self.loop.run(prompt, prefix=prefix, seed=seed)
+
+
 def build_relay(
     settings: EdgeSettings, model: LlamaModel | None = None, cloud: CloudClient | None = None
-) -> RelayLoop:
-    """A relay loop for ``settings``; pass ``model``/``cloud`` to re-use existing ones."""
+) -> Relay:
+    """The relay for ``settings``; pass ``model``/``cloud`` to re-use existing ones."""
     policy = make_policy(
         settings.policy,
         threshold=settings.entropy_threshold,
-        rate=settings.random_rate,
+        p=settings.random_p,
         n=settings.policy_call_tokens,
-        seed=settings.seed,
     )
     limits = RelayLimits(
         max_calls=settings.max_calls,
@@ -100,11 +131,7 @@ def build_relay(
     )
     sampling = SamplingParams(temperature=settings.temperature, seed=settings.seed)
     model = model or load_slm(settings)
-    end_of_turn = model.special_token_text("eos")
-    return RelayLoop(
-        model,
-        cloud or build_cloud(settings, stops=(end_of_turn,) if end_of_turn else ()),
-        policy,
-        limits=limits,
-        sampling=sampling,
+    loop = RelayLoop(
+        model, cloud or build_cloud(settings), policy, limits=limits, sampling=sampling
     )
+    return Relay(loop, LlamaChat(model, enable_thinking=settings.enable_thinking))

@@ -9,17 +9,15 @@ answer at a time; other requests wait their turn on its worker thread.
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from edge.relay import RelayLoop
-from protocol.errors import InvalidRequest, RelayError
+from edge.llama import iterate_in_thread
+from edge.openai_compat.server import add_error_handlers, event_stream
+from edge.runtime import Relay
 from protocol.events import DoneEvent, RelayEvent, TextEvent
 from protocol.wire import (
     SSE_DONE,
@@ -30,8 +28,6 @@ from protocol.wire import (
     ChatCompletionRequest,
     ChatDelta,
     ChatMessage,
-    ErrorBody,
-    ErrorDetail,
     ModelCard,
     ModelList,
     Usage,
@@ -42,23 +38,13 @@ from protocol.wire import (
 __all__ = ["SERVED_MODEL", "create_edge_app"]
 
 SERVED_MODEL = "relayllm"
-_END = object()
 
 
-def create_edge_app(relay: RelayLoop) -> FastAPI:
+def create_edge_app(relay: Relay) -> FastAPI:
     """An app answering chat completions with ``relay``."""
     app = FastAPI(title="relayllm edge")
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay")
-
-    @app.exception_handler(RelayError)
-    async def relay_error(_: Request, exc: RelayError) -> JSONResponse:
-        body = ErrorBody(error=ErrorDetail(message=exc.message, type=exc.error_type))
-        return JSONResponse(body.model_dump(exclude_none=True), status_code=exc.status_code)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        reasons = "; ".join(str(e.get("msg")) for e in exc.errors())
-        return await relay_error(request, InvalidRequest(f"invalid request: {reasons}"))
+    add_error_handlers(app)
 
     @app.get("/v1/models")
     async def models() -> ModelList:
@@ -67,10 +53,10 @@ def create_edge_app(relay: RelayLoop) -> FastAPI:
     @app.post("/v1/chat/completions", response_model=None)
     async def chat(body: ChatCompletionRequest) -> JSONResponse | StreamingResponse:
         messages = [m.model_dump() for m in body.messages]
-        events = _in_worker(worker, lambda: relay.run(messages))
+        events = iterate_in_thread(worker, lambda: relay.answer(relay.prompt(messages)))
         rid = new_id("chatcmpl")
         if body.stream:
-            return StreamingResponse(_chunks(rid, events), media_type="text/event-stream")
+            return event_stream(_chunks(rid, events))
         text, done = "", None
         async for event in events:
             if isinstance(event, TextEvent):
@@ -101,32 +87,3 @@ async def _chunks(rid: str, events: AsyncIterator[RelayEvent]) -> AsyncIterator[
         elif isinstance(event, DoneEvent):
             yield chunk(ChatDelta(), event.finish_reason)
     yield SSE_DONE
-
-
-async def _in_worker(
-    worker: ThreadPoolExecutor, start: Callable[[], Iterator[RelayEvent]]
-) -> AsyncIterator[RelayEvent]:
-    """Run the synchronous event generator on ``worker``, yielding its events here."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[object] = asyncio.Queue()
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for event in start():
-                loop.call_soon_threadsafe(queue.put_nowait, event)
-                if stop.is_set():
-                    break
-        except Exception as exc:
-            loop.call_soon_threadsafe(queue.put_nowait, exc)
-        loop.call_soon_threadsafe(queue.put_nowait, _END)
-
-    job = loop.run_in_executor(worker, produce)
-    try:
-        while (item := await queue.get()) is not _END:
-            if isinstance(item, Exception):
-                raise item
-            yield item  # type: ignore[misc]
-    finally:
-        stop.set()
-        await job

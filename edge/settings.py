@@ -6,7 +6,6 @@ dir (or the file named by ``RELAYLLM_CONFIG``), then defaults.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
@@ -27,20 +26,9 @@ __all__ = [
     "Price",
     "config_path",
     "data_dir",
-    "is_loopback",
 ]
 
 PolicyName = Literal["learned", "entropy", "random", "never", "cloud"]
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def data_dir() -> Path:
@@ -89,11 +77,22 @@ class EdgeSettings(BaseSettings):
     seed: int | None = Field(None, ge=0, lt=2**32, description="Seed for reproducible answers.")
     system_prompt: str | None = Field(None, description="System message for every conversation.")
 
+    enable_thinking: bool = Field(
+        False, description="Chat templates with a thinking switch (Qwen3): thinking on."
+    )
+
     policy: PolicyName = Field("learned", description="When to call the cloud.")
     entropy_threshold: float = Field(4.0, gt=0, description="Entropy policy: nats to trigger.")
-    random_rate: float = Field(0.02, ge=0, le=1, description="Random policy: calls per token.")
-    policy_call_tokens: int = Field(16, ge=1, le=8192, description="N for entropy/random calls.")
-    max_calls: int = Field(5, ge=0, le=1000, description="Most calls in one answer.")
+    random_p: float = Field(
+        0.1, ge=0, le=1, description="Random router: chance the cloud answers a whole query."
+    )
+    policy_call_tokens: int = Field(16, ge=1, le=8192, description="N for entropy calls.")
+    max_calls: int = Field(
+        4,
+        ge=0,
+        le=1000,
+        description="Calls per answer (4 = the method's 5 SLM turns); later commands are skipped.",
+    )
     max_tokens: int = Field(8192, ge=1, le=262144, description="Most tokens in one answer.")
     max_call_tokens: int = Field(8192, ge=1, description="Cap on N in one command.")
 

@@ -6,12 +6,18 @@ only place that knows the grammar.
 
 Rules (each one tested):
 
-* ``N`` is ASCII digits with optional whitespace around them: ``<call> 32 </call>``.
+* ``N`` is ASCII digits (``0-9`` only) with optional ASCII whitespace around
+  them: ``<call> 32 </call>``.
 * An empty body, ``<call></call>``, is a failed request: a command with ``n == 0``.
 * ``N`` above ``max_n`` is capped to ``max_n``; a body longer than
   :data:`MAX_BODY_CHARS` characters is not a command.
 * Anything else that starts like a tag (``<call>abc</call>``, ``<call>`` never
   closed, ``<cal`` at the end of the stream) is plain text, shown as written.
+
+What leaves the device never holds a command: :func:`cloud_view` replaces each
+one by a single space, merged with the whitespace beside it (``is<call>8</call>the``
+becomes ``is the``; a line break next to a command is kept as written; a command
+at the very start of the text leaves nothing).
 
 :class:`CallScanner` applies these rules to text that arrives one decoded piece
 at a time: it holds back any suffix that could still become a command, so a
@@ -32,6 +38,7 @@ __all__ = [
     "CallCommand",
     "CallScanner",
     "Segment",
+    "cloud_view",
     "format_call",
     "parse_calls",
     "split_calls",
@@ -44,9 +51,9 @@ DEFAULT_MAX_CALL_TOKENS = 8192
 MAX_BODY_CHARS = 16
 
 _MAX_TAG_CHARS = len(CALL_OPEN) + MAX_BODY_CHARS + len(CALL_CLOSE)
-_COMPLETE = re.compile(r"<call>(\s*)(\d*)(\s*)</call>")
+_COMPLETE = re.compile(r"<call>(\s*)(\d*)(\s*)</call>", re.ASCII)
 _CLOSE_PREFIXES = "|".join(re.escape(CALL_CLOSE[:i]) for i in range(1, len(CALL_CLOSE)))
-_UNFINISHED = re.compile(rf"<call>\s*\d*\s*(?:{_CLOSE_PREFIXES})?\Z")
+_UNFINISHED = re.compile(rf"<call>\s*\d*\s*(?:{_CLOSE_PREFIXES})?\Z", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -161,3 +168,29 @@ def parse_calls(text: str, max_n: int = DEFAULT_MAX_CALL_TOKENS) -> list[CallCom
 def strip_calls(text: str, replacement: str = "") -> str:
     """``text`` with every command replaced by ``replacement``."""
     return "".join(s if isinstance(s, str) else replacement for s in split_calls(text))
+
+
+def cloud_view(text: str) -> str:
+    """``text`` as it may leave the device: every command replaced (see the module docstring)."""
+    parts: list[str] = []
+    seam = False
+    for segment in split_calls(text):
+        if isinstance(segment, CallCommand):
+            seam = True
+            continue
+        if seam:
+            parts = [_join_at_seam("".join(parts), segment)]
+            seam = False
+        else:
+            parts.append(segment)
+    done = "".join(parts)
+    return _join_at_seam(done, "") if seam else done
+
+
+def _join_at_seam(left: str, right: str) -> str:
+    """``left`` and ``right`` joined where a command stood between them."""
+    kept_left, kept_right = left.rstrip(), right.lstrip()
+    spaces = left[len(kept_left) :] + right[: len(right) - len(kept_right)]
+    if not kept_left:
+        return left + right
+    return kept_left + (spaces if "\n" in spaces else " ") + kept_right

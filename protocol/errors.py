@@ -9,9 +9,9 @@
     │   ├── AuthenticationFailed   401: missing or wrong API key
     │   ├── ModelNotFound          404: no such model served here
     │   └── PayloadTooLarge        413: request body over the size limit
-    ├── CloudError                 the cloud side failed (5xx or transport)
-    │   ├── CloudUnavailable       unreachable, timed out, or answered 5xx
-    │   └── UpstreamError          an upstream server answered with an error
+    ├── CloudError                 the cloud side failed
+    │   ├── CloudUnavailable       an outage: unreachable, timed out, 429 or 5xx, broken stream
+    │   └── UpstreamError          the server refused our request (another 4xx)
     └── ModelUnavailable           a model file is missing and could not be fetched
 
 Each request error carries the HTTP status and the OpenAI error ``type`` the
@@ -61,9 +61,10 @@ class InvalidRequest(RequestError):
 class ContextOverflow(RequestError):
     """The prompt does not fit in the model's context window."""
 
-    def __init__(self, prompt_tokens: int, n_ctx: int) -> None:
+    def __init__(self, prompt_tokens: int, n_ctx: int, *, reserve: int = 0) -> None:
+        room = f" with room for {reserve} answer tokens" if reserve > 1 else ""
         super().__init__(
-            f"the prompt has {prompt_tokens} tokens but the model's context holds {n_ctx}",
+            f"the prompt has {prompt_tokens} tokens but the model's context holds {n_ctx}{room}",
             param="prompt",
         )
         self.prompt_tokens = prompt_tokens
@@ -101,9 +102,17 @@ class CloudError(RelayError):
 
 
 class CloudUnavailable(CloudError):
-    """The cloud endpoint is unreachable, timed out, or failed with a 5xx."""
+    """An outage: unreachable, timed out, rate-limited (429), a 5xx, or a broken stream.
+
+    Only these count as failures for the circuit breaker. ``retry_after_s`` is
+    the server's ``Retry-After``, when it sent one.
+    """
 
     status_code = 503
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class UpstreamError(CloudError):

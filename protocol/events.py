@@ -2,8 +2,7 @@
 
 Every event has a ``type``; :data:`RelayEvent` is their tagged union and
 :func:`parse_event` reads one back from JSON. ``source`` says who produced a
-piece of text: the small local model (``slm``), the cloud model (``llm``), or
-relayllm itself (``system``).
+piece of text: the small local model (``slm``) or the cloud model (``llm``).
 """
 
 from __future__ import annotations
@@ -18,17 +17,22 @@ __all__ = [
     "BudgetEvent",
     "CallFinished",
     "CallOutcome",
+    "CallSkipped",
     "CallStarted",
     "DoneEvent",
     "FallbackEvent",
     "RelayEvent",
+    "SkipReason",
     "Source",
     "TextEvent",
     "parse_event",
 ]
 
-Source = Literal["slm", "llm", "system"]
+Source = Literal["slm", "llm"]
 CallOutcome = Literal["ok", "fallback", "refused"]
+SkipReason = Literal["zero", "empty", "policy", "limit", "no room"]
+"""Why a command led to no call: ``<call>0</call>``, ``<call></call>``, the policy
+does not call, the answer's call limit was reached, or no token is left."""
 
 
 class _Event(BaseModel):
@@ -54,8 +58,21 @@ class CallStarted(_Event):
     context_tokens: int = Field(0, ge=0)
 
 
+class CallSkipped(_Event):
+    """A command (or a policy's wish to call) that led to no call, and why."""
+
+    type: Literal["call_skipped"] = "call_skipped"
+    requested: int = Field(ge=0)
+    reason: SkipReason
+    raw: str = Field("", description="The command as the SLM wrote it ('' for a policy).")
+
+
 class CallFinished(_Event):
-    """A call ended; ``tokens`` is what the cloud actually produced."""
+    """A call ended; ``tokens`` is the cloud text's length in SLM tokens, as spliced.
+
+    ``note`` explains anything unusual about the ending (a missing finish
+    reason read as ``length``, text cut at the answer's token limit).
+    """
 
     type: Literal["call_finished"] = "call_finished"
     call_id: str
@@ -64,6 +81,7 @@ class CallFinished(_Event):
     finish_reason: FinishReason | None = None
     latency_ms: float = Field(0.0, ge=0)
     cost_usd: float = Field(0.0, ge=0)
+    note: str = ""
 
 
 class FallbackEvent(_Event):
@@ -108,7 +126,7 @@ class DoneEvent(_Event):
 
 
 RelayEvent = Annotated[
-    TextEvent | CallStarted | CallFinished | FallbackEvent | BudgetEvent | DoneEvent,
+    TextEvent | CallStarted | CallSkipped | CallFinished | FallbackEvent | BudgetEvent | DoneEvent,
     Field(discriminator="type"),
 ]
 

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from protocol.errors import RelayError
+
 __all__ = [
     "MAX_STOP_SEQUENCES",
     "SSE_DONE",
@@ -265,3 +267,11 @@ class ErrorBody(WireModel):
     """The OpenAI error envelope: ``{"error": {...}}``."""
 
     error: ErrorDetail
+
+    @classmethod
+    def of(cls, exc: RelayError) -> ErrorBody:
+        """The envelope for one of relayllm's errors."""
+        detail = ErrorDetail(
+            message=exc.message, type=exc.error_type, param=exc.param, code=type(exc).__name__
+        )
+        return cls(error=detail)

@@ -18,14 +18,14 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture(scope="session")
 def slm_path() -> Path:
-    from edge.bundled import pull
+    from edge.llama.bundled import pull
 
     return pull("slm", progress=False)
 
 
 @pytest.fixture(scope="session")
 def cloud_model_path() -> Path:
-    from edge.bundled import pull
+    from edge.llama.bundled import pull
 
     return pull("cloud", progress=False)
 

@@ -1,4 +1,4 @@
-"""The benchmark functions at reduced size: they run and give sane figures (no timing targets)."""
+"""The benchmark functions at reduced size: they measure what they claim (no timing targets)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.__main__ import cloud_prefix_reuse, handoff_overhead_ms, idle_ratio, splice_ratios
-from edge.llama_model import LlamaModel
+from edge.llama import LlamaModel
 
 
 @pytest.fixture(scope="module")
@@ -22,10 +22,11 @@ def slm(slm_path: Path) -> Iterator[LlamaModel]:
 def test_benchmarks_run_at_reduced_size(
     slm: LlamaModel, cloud_model_path: Path, tmp_path: Path
 ) -> None:
-    assert idle_ratio(slm, tokens=8, repeats=1) > 0
+    # Each ratio compares the same work done two ways, so it is near 1 on any machine.
+    assert 0.3 < idle_ratio(slm, tokens=8, repeats=1) < 3
     (ratio,) = splice_ratios(slm, (256,), repeats=1).values()
-    assert ratio > 0
+    assert 0.3 < ratio < 3
     cpu, wall = handoff_overhead_ms(3, tmp_path)
-    assert cpu > 0
-    assert wall > 0
-    assert 0 <= cloud_prefix_reuse(slm, cloud_model_path, tmp_path) < 1
+    assert 0 < cpu <= wall * 2  # one process's CPU time cannot exceed two cores' wall time
+    # The second call re-sends the first one's context: the engine re-evaluates little of it.
+    assert 0 < cloud_prefix_reuse(slm, cloud_model_path, tmp_path) < 0.5

@@ -7,7 +7,7 @@ import asyncio
 import openai
 import pytest
 
-from edge.chat_template import render_chat
+from edge.llama.chat import render_chat
 
 PROMPT = "The three largest cities of France are"
 

@@ -10,8 +10,8 @@ import pytest
 
 from cloud.engine import Delta, Generation
 from cloud.llama_engine import LlamaEngine
-from edge.llama_model import SamplingParams
 from protocol.errors import ContextOverflow
+from protocol.sampling import SamplingParams
 
 GREEDY = SamplingParams(temperature=0.0)
 

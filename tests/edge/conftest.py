@@ -1,22 +1,48 @@
-"""Edge fixtures: the real bundled SLM, and a recorder that watches what it evaluates."""
+"""Edge fixtures: the real bundled SLM, a spy that watches what it evaluates, prompts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
-from edge.llama_model import LlamaModel
+from edge.llama import LlamaChat, LlamaModel
+from edge.prompt import RelayPrompt, build_prompt
+from edge.record import AnswerRecord
+from protocol.calls import strip_calls
+from protocol.events import RelayEvent, TextEvent
+from protocol.sampling import SamplingParams
 
 
-class EvalRecorder:
-    """The real model, with every ``eval``/``sync`` call written down."""
+class ForcedSampler:
+    """Draws ``forced`` tokens first, then whatever the real sampler draws."""
+
+    def __init__(self, forced: list[int], real: object) -> None:
+        self.forced = forced
+        self.real = real
+
+    def sample(self) -> int:
+        return self.forced.pop(0) if self.forced else self.real.sample()  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self.real.close()  # type: ignore[attr-defined]
+
+
+class ModelSpy:
+    """The real model, with every context edit written down.
+
+    ``force`` makes the next answer start with the given tokens as if the model
+    had sampled them: the one way to get a token sequence the bundled SLM does
+    not write on its own (a ``>.`` right after ``</call``, half an emoji).
+    """
 
     def __init__(self, model: LlamaModel) -> None:
         self._model = model
         self.evals: list[list[int]] = []
+        self.rewinds: list[int] = []
         self.synced: list[tuple[int, int]] = []  # (tokens asked, tokens re-used)
+        self.forced: list[int] = []
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._model, name)
@@ -25,18 +51,43 @@ class EvalRecorder:
     def n_ctx(self) -> int:
         return self._model.n_ctx
 
-    @property
-    def metadata(self) -> dict[str, str]:
-        return self._model.metadata
+    def force(self, tokens: Sequence[int]) -> ModelSpy:
+        self.forced = list(tokens)
+        return self
 
     def eval(self, tokens: Sequence[int]) -> None:
         self.evals.append(list(tokens))
         self._model.eval(tokens)
 
-    def sync(self, tokens: Sequence[int]) -> int:
-        reused = self._model.sync(tokens)
+    def rewind(self, n: int) -> None:
+        self.rewinds.append(n)
+        self._model.rewind(n)
+
+    def sync(self, tokens: Sequence[int], *, exact: bool = False) -> int:
+        reused = self._model.sync(tokens, exact=exact)
         self.synced.append((len(tokens), reused))
         return reused
+
+    def sampler(self, params: SamplingParams) -> ForcedSampler:
+        forced, self.forced = self.forced, []
+        return ForcedSampler(forced, self._model.sampler(params))
+
+
+def prompt_for(model: object, messages: Sequence[Mapping[str, str]]) -> RelayPrompt:
+    """The relay prompt of ``messages`` for a llama.cpp model (or a spy around one)."""
+    return build_prompt(LlamaChat(model), messages, n_ctx=model.n_ctx)  # type: ignore[arg-type, attr-defined]
+
+
+def assert_consistent(model: object, record: AnswerRecord, events: list[RelayEvent]) -> None:
+    """What the SLM's context holds is the answer text, and the user saw it without commands."""
+    tokens = model.tokens  # type: ignore[attr-defined]
+    assert tokens[len(tokens) - len(record.tokens) :] == record.tokens
+    assert len(tokens) == record.prompt_tokens + len(record.tokens)
+    detokenized = model.detokenize(record.tokens).decode("utf-8", "replace")  # type: ignore[attr-defined]
+    assert detokenized == record.text
+    assert "".join(e.text for e in events if isinstance(e, TextEvent)) == record.shown
+    assert strip_calls(record.text) == record.shown
+    assert len(record.mask) == len(record.tokens)
 
 
 @pytest.fixture(scope="module")
@@ -47,5 +98,5 @@ def slm(slm_path: Path) -> Iterator[LlamaModel]:
 
 
 @pytest.fixture
-def recorder(slm: LlamaModel) -> EvalRecorder:
-    return EvalRecorder(slm)
+def spy(slm: LlamaModel) -> ModelSpy:
+    return ModelSpy(slm)

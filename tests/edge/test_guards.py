@@ -14,7 +14,7 @@ import pytest
 from edge.audit import AuditedCloud
 from edge.breaker import CircuitBreaker
 from edge.budget import BudgetedCloud
-from edge.cloud import CloudBudget, CloudEnd, CloudItem, CloudRequest, CloudText
+from edge.client import CloudBudget, CloudEnd, CloudItem, CloudRequest, CloudText
 from edge.fallback import FallbackCloud
 from edge.http_cloud import HttpCloud
 from edge.ledger import Ledger
@@ -186,8 +186,9 @@ def test_offline_mode_opens_no_socket(monkeypatch: pytest.MonkeyPatch, slm: obje
 
     monkeypatch.setattr(socket.socket, "connect", spy)
     settings = EdgeSettings(offline=True, max_tokens=12, temperature=0)
-    loop = build_relay(settings, model=slm)  # type: ignore[arg-type]
-    events = list(loop.run([{"role": "user", "content": "Hi"}], prefix="Yes <call>9</call>"))
+    relay = build_relay(settings, model=slm)  # type: ignore[arg-type]
+    prompt = relay.prompt([{"role": "user", "content": "Hi"}])
+    events = list(relay.answer(prompt, prefix="Yes <call>9</call>"))
     fallbacks = [e for e in events if e.type == "fallback"]
     assert [e.reason for e in fallbacks] == ["offline mode"]
     assert events[-1].type == "done"
@@ -198,7 +199,7 @@ RESERVE_IN_A_PROCESS = """
 import sys
 from pathlib import Path
 from edge.budget import BudgetedCloud
-from edge.cloud import CloudEnd, CloudRequest, CloudText
+from edge.client import CloudEnd, CloudRequest, CloudText
 from edge.ledger import Ledger
 from edge.settings import CapSettings, Price
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.chat_template import render_chat
-from edge.llama_model import LlamaModel, SamplingParams
+from edge.llama import LlamaModel
+from edge.llama.chat import render_chat
 from protocol.errors import ContextOverflow, ModelUnavailable
+from protocol.sampling import SamplingParams
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +92,65 @@ def test_chat_template_continues_the_final_message(model: LlamaModel) -> None:
     assert continued == opened + "Hello, I "
     with pytest.raises(ValueError, match="final assistant"):
         render_chat([user], template=template, continue_final=True)
+
+
+def draw(model: LlamaModel, params: SamplingParams, n: int) -> list[int]:
+    sampler = model.sampler(params)
+    out = []
+    for _ in range(n):
+        out.append(sampler.sample())
+        model.eval(out[-1:])
+    sampler.close()
+    return out
+
+
+def test_an_exact_sync_draws_the_same_whatever_the_cache_held(model: LlamaModel) -> None:
+    text = "The history of the city of Lyon is long, with many twists and turns. In the year"
+    prompt = model.tokenize(text)
+    seeded = SamplingParams(temperature=1.0, seed=11)
+    model.truncate(0)
+    model.sync(prompt, exact=True)
+    fresh = draw(model, seeded, 24)
+    for history in ("The history of the city", "Something else entirely", text):
+        model.truncate(0)
+        model.sync(model.tokenize(history))  # whatever batches filled the cache before
+        model.sync(prompt, exact=True)
+        assert draw(model, seeded, 24) == fresh
+
+
+def test_top_p_is_applied_before_temperature(model: LlamaModel) -> None:
+    import numpy as np
+
+    prompt = model.tokenize("My favourite colour is")
+    model.sync(prompt)
+    logits = np.ctypeslib.as_array(
+        model.llama._ctx.get_logits_ith(-1), shape=(model.llama.n_vocab(),)
+    ).astype(np.float64)
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    order = np.argsort(-probs)
+    nucleus = set(order[: int(np.searchsorted(np.cumsum(probs[order]), 0.5)) + 1].tolist())
+    drawn = set()
+    for seed in range(60):  # a hot temperature after top-p still stays inside the nucleus
+        model.sync(prompt)
+        drawn |= set(draw(model, SamplingParams(temperature=50.0, top_p=0.5, seed=seed), 1))
+    assert drawn <= nucleus
+    assert len(drawn) > 1
+
+
+def test_repetition_penalties_change_what_is_drawn(model: LlamaModel) -> None:
+    prompt = model.tokenize("1, 1, 1, 1, 1, 1, 1,")
+    model.sync(prompt)
+    plain = draw(model, SamplingParams(temperature=0.0), 12)
+    model.sync(prompt)
+    penalised = draw(
+        model, SamplingParams(temperature=0.0, presence_penalty=2.0, repeat_penalty=1.5), 12
+    )
+    assert len(set(penalised)) > len(set(plain))
+
+
+def test_sampling_params_are_checked() -> None:
+    with pytest.raises(ValueError, match="top_p"):
+        SamplingParams(top_p=0.0)
+    with pytest.raises(ValueError, match="temperature"):
+        SamplingParams(temperature=-1)

@@ -12,6 +12,7 @@ from protocol.calls import (
     CallCommand,
     CallScanner,
     Segment,
+    cloud_view,
     format_call,
     parse_calls,
     split_calls,
@@ -65,6 +66,9 @@ def test_complete_commands(text: str, n: int, requested: int | None) -> None:
         "a < b and c > d",
         "<call>" + " " * MAX_BODY_CHARS + "5</call>",
         "<<call>",
+        "<call>\u0663</call>",  # ARABIC-INDIC DIGIT THREE: digits are ASCII only
+        "<call>\uff15</call>",  # FULLWIDTH DIGIT FIVE
+        "<call>\u00a05</call>",  # NO-BREAK SPACE is not the grammar's whitespace
     ],
 )
 def test_malformed_is_plain_text(text: str) -> None:
@@ -82,6 +86,31 @@ def test_strip_and_format() -> None:
     assert strip_calls(text, " ") == "a b c"
     with pytest.raises(ValueError, match="non-negative"):
         format_call(-1)
+
+
+@pytest.mark.parametrize(
+    ("text", "seen"),
+    [
+        ("is<call>8</call>the", "is the"),
+        ("is <call>8</call> the", "is the"),
+        ("is <call>8</call>", "is "),
+        ("is<call>8</call>", "is "),
+        ("a.\n<call>8</call>Next", "a.\nNext"),
+        ("a.<call>8</call>\n\nNext", "a.\n\nNext"),
+        ("<call>8</call>Hello", "Hello"),
+        ("x<call>1</call><call>0</call>y", "x y"),
+        ("naïve<call>2</call>日本", "naïve 日本"),
+        ("no command", "no command"),
+        ("", ""),
+    ],
+)
+def test_the_cloud_sees_each_command_as_one_space(text: str, seen: str) -> None:
+    assert cloud_view(text) == seen
+
+
+@given(text=st.text(alphabet=st.sampled_from("ab \n<call>/0123"), max_size=60))
+def test_cloud_view_never_holds_a_command(text: str) -> None:
+    assert parse_calls(cloud_view(text)) == []
 
 
 def test_partial_tag_is_held_back_then_reported_at_close() -> None:

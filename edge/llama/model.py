@@ -4,60 +4,70 @@
 state. It keeps the cache and the token list in step so callers can
 
 * ``sync(tokens)``: make the cache hold exactly ``tokens``, re-using the longest
-  common prefix and evaluating only the rest (how the cloud engine serves a
-  prompt that extends the previous one);
+  common prefix and evaluating only the rest (a prompt that extends the
+  previous one, as every relay call and chat turn does);
 * ``eval(tokens)``: append tokens to the cache (the relay's splice);
-* ``sampler(...)`` / ``Sampler.sample()``: draw the next token.
+* ``rewind(n)``: drop the last ``n`` cached tokens;
+* ``sampler(params)`` / ``Sampler.sample()``: draw the next token.
 
-Both the cloud engine and the edge runtime build on it. ``evaluated_tokens``
-counts every token ever evaluated, so tests can check that nothing is re-read.
+It is the relay loop's ``LocalModel`` on the edge and the cloud's embedded
+engine. ``evaluated_tokens`` counts every token ever evaluated, so tests can
+check that nothing is re-read.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from protocol.errors import ContextOverflow, ModelUnavailable
+from protocol.sampling import SamplingParams
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
-__all__ = ["LlamaModel", "Sampler", "SamplingParams"]
+__all__ = ["EXACT_BLOCK", "LlamaModel", "Sampler"]
 
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    """How to draw tokens: OpenAI semantics (temperature 0 is greedy)."""
-
-    temperature: float = 1.0
-    top_p: float = 1.0
-    seed: int | None = None
+_CONTROL = 1 << 3  # LLAMA_TOKEN_ATTR_CONTROL
+EXACT_BLOCK = 64
+"""Tokens per batch when a sync must be reproducible (divides llama.cpp's n_batch)."""
 
 
 class Sampler:
-    """A sampler chain bound to one model; keep one per generation."""
+    """A llama.cpp sampler chain bound to one model; keep one per answer.
+
+    Stages in llama.cpp's order (see :mod:`protocol.sampling`). The chain
+    remembers the tokens it drew, which the repetition penalties look at.
+    """
 
     def __init__(self, model: LlamaModel, params: SamplingParams) -> None:
         from llama_cpp._internals import LlamaSampler
 
         self._model = model
         self._chain = LlamaSampler()
-        if params.temperature == 0.0:
-            self._chain.add_greedy()
-        else:
-            if params.top_p < 1.0:
-                self._chain.add_top_p(params.top_p, 1)
-            self._chain.add_temp(params.temperature)
-            seed = params.seed if params.seed is not None else random.getrandbits(32)
-            self._chain.add_dist(seed)
+        chain = self._chain
+        if params.penalised:
+            chain.add_penalties(
+                model.llama.n_vocab(),
+                params.penalty_last_n,
+                params.repeat_penalty,
+                params.frequency_penalty,
+                params.presence_penalty,
+            )
+        if params.greedy:
+            chain.add_greedy()
+            return
+        if params.top_k > 0:
+            chain.add_top_k(params.top_k)
+        if params.top_p < 1.0:
+            chain.add_top_p(params.top_p, 1)
+        if params.min_p > 0.0:
+            chain.add_min_p(params.min_p, 1)
+        chain.add_temp(params.temperature)
+        chain.add_dist(params.seed if params.seed is not None else random.getrandbits(32))
 
     def sample(self) -> int:
         """Draw the token that follows the model's current context."""
@@ -84,6 +94,8 @@ class LlamaModel:
         if not path.is_file():
             raise ModelUnavailable(f"no model file at {path}")
         threads = n_threads or max(1, os.cpu_count() or 1)
+        if n_batch % EXACT_BLOCK:
+            raise ValueError(f"n_batch must be a multiple of {EXACT_BLOCK}, not {n_batch}")
         try:
             self.llama: Llama = Llama(
                 model_path=str(path),
@@ -97,6 +109,7 @@ class LlamaModel:
             raise ModelUnavailable(f"llama.cpp could not load {path}: {exc}") from exc
         self.path = path
         self.evaluated_tokens = 0
+        self._exact = 0  # leading cached tokens evaluated in aligned blocks
 
     @property
     def n_ctx(self) -> int:
@@ -115,14 +128,15 @@ class LlamaModel:
     def metadata(self) -> dict[str, str]:
         return dict(self.llama.metadata)
 
-    def tokenize(self, text: str, *, add_bos: bool = False) -> list[int]:
-        """Tokens of ``text``; special-token text such as ``<|im_end|>`` is parsed."""
-        return self.llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+    def tokenize(self, text: str) -> list[int]:
+        """Tokens of plain ``text``: no BOS, and ``<|im_end|>``-like text stays plain text."""
+        return self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)
 
     def tokenize_prompt(self, text: str) -> list[int]:
-        """Tokens of a whole prompt: BOS added when the model wants one and ``text`` lacks it."""
+        """Tokens of a rendered prompt: special-token text is parsed, BOS added if wanted."""
         bos = self.special_token_text("bos")
-        return self.tokenize(text, add_bos=not (bos and text.startswith(bos)))
+        add_bos = self.llama._model.add_bos_token() and not (bos and text.startswith(bos))
+        return self.llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
 
     def detokenize(self, tokens: Sequence[int]) -> bytes:
         """Bytes of ``tokens`` (a token may hold part of a UTF-8 character)."""
@@ -132,10 +146,17 @@ class LlamaModel:
         """The vocabulary text of one token (special tokens included)."""
         return self.llama._model.token_get_text(token)
 
-    def is_end_of_generation(self, token: int) -> bool:
+    def is_end(self, token: int) -> bool:
+        """True for end-of-generation tokens (EOS, end of turn)."""
         from llama_cpp import llama_vocab_is_eog
 
         return bool(llama_vocab_is_eog(self.llama._model.vocab, token))
+
+    def control_texts(self, tokens: Sequence[int]) -> list[str]:
+        """The texts of the control tokens (``<|im_start|>`` and the like) among ``tokens``."""
+        model = self.llama._model
+        found = {t for t in tokens if model.token_get_attr(t) & _CONTROL}
+        return [self.token_text(t) for t in sorted(found)]
 
     def special_token_text(self, which: str) -> str:
         """The text of the model's ``bos`` or ``eos`` token ('' if it has none)."""
@@ -151,31 +172,51 @@ class LlamaModel:
         self.llama.eval(list(tokens))
         self.evaluated_tokens += len(tokens)
 
+    def rewind(self, n: int) -> None:
+        """Drop the last ``n`` cached tokens."""
+        self.truncate(self.n_tokens - n)
+
     def truncate(self, n_tokens: int) -> None:
         """Drop every cached token after the first ``n_tokens``."""
         if not 0 <= n_tokens <= self.n_tokens:
             raise ValueError(f"cannot truncate {self.n_tokens} cached tokens to {n_tokens}")
         self.llama.n_tokens = n_tokens
         self.llama._ctx.kv_cache_seq_rm(-1, n_tokens, -1)
+        self._exact = min(self._exact, n_tokens)
 
-    def sync(self, tokens: Sequence[int]) -> int:
+    def sync(self, tokens: Sequence[int], *, exact: bool = False) -> int:
         """Make the cache hold exactly ``tokens``; return how many were re-used.
 
         The longest common prefix with the cache is kept; at least the last
         token is evaluated again so the next token can be sampled.
+
+        llama.cpp's results depend slightly on how tokens were grouped into
+        batches, so a re-used prefix can change what a seeded sampler draws.
+        With ``exact`` the tokens are evaluated in blocks of
+        :data:`EXACT_BLOCK` aligned to their positions, and only whole blocks
+        evaluated that way are re-used: the same tokens then always give
+        bit-identical logits, whatever the cache held before.
         """
         if not tokens:
             raise ValueError("cannot sync to an empty token list")
         if len(tokens) >= self.n_ctx:
             raise ContextOverflow(len(tokens), self.n_ctx)
         reused = 0
-        for cached, new in zip(self.llama._input_ids, tokens, strict=False):
+        for cached, new in zip(self.llama._input_ids[: self.n_tokens], tokens, strict=False):
             if cached != new:
                 break
             reused += 1
         reused = min(reused, len(tokens) - 1)
+        if not exact:
+            self.truncate(reused)
+            self.eval(tokens[reused:])
+            return reused
+        reused = min(reused, self._exact)
+        reused -= reused % EXACT_BLOCK
         self.truncate(reused)
-        self.eval(tokens[reused:])
+        for start in range(reused, len(tokens), EXACT_BLOCK):
+            self.eval(tokens[start : start + EXACT_BLOCK])
+        self._exact = len(tokens) - len(tokens) % EXACT_BLOCK
         return reused
 
     def next_token_entropy(self) -> float:

@@ -1,4 +1,4 @@
-"""What the relay loop asks of the cloud, and what comes back.
+"""The cloud client interface: what the relay loop asks of the cloud, and what comes back.
 
 A :class:`CloudClient` turns a :class:`CloudRequest` into a stream of
 :class:`CloudText` pieces ending with exactly one :class:`CloudEnd`; a budget
@@ -35,8 +35,9 @@ class CloudRequest:
     """One call: the context as raw prompt text and as chat messages, and a token limit.
 
     ``prompt`` is the SLM's chat-formatted prompt plus the answer so far with
-    every call command removed (raw mode); ``messages`` ends with that partial
-    answer as an assistant message to continue (chat mode).
+    every command replaced (raw mode); ``messages`` ends with that partial
+    answer as an assistant message to continue (chat mode). ``stop`` holds the
+    SLM template's turn markers; ``seed`` is derived from the answer's seed.
     """
 
     call_id: str
@@ -45,6 +46,8 @@ class CloudRequest:
     messages: Sequence[ChatMessage]
     max_tokens: int
     context_tokens: int = 0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,13 +68,16 @@ class CloudBudget:
 
 @dataclass(frozen=True)
 class CloudEnd:
-    """The call is over. ``finish_reason`` is the cloud's when it finished normally."""
+    """The call is over. ``finish_reason`` is the cloud's when it finished normally.
+
+    ``reason`` says why a call fell back or was refused, or notes anything
+    unusual about a normal end (a missing finish reason read as ``length``).
+    """
 
     outcome: CallOutcome
     finish_reason: FinishReason | None = None
     completion_tokens: int = 0
     prompt_tokens: int = 0
-    cached_tokens: int = 0
     reason: str = ""
     cost_usd: float = 0.0
 
