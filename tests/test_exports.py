@@ -1,15 +1,20 @@
-"""Package boundaries: each package's public names exist, and heavy packages stay out."""
+"""Package boundaries: each package's public names exist, heavy packages stay out, and the
+dependency direction protocol <- edge <- {cloud, training} holds."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
 
-@pytest.mark.parametrize("package", ["protocol", "edge", "cloud", "training"])
+
+@pytest.mark.parametrize("package", ["protocol", "edge", "edge.llama", "cloud", "training"])
 def test_every_exported_name_exists(package: str) -> None:
     module = importlib.import_module(package)
     assert module.__doc__
@@ -20,10 +25,10 @@ def test_every_exported_name_exists(package: str) -> None:
 @pytest.mark.parametrize(
     ("imports", "forbidden"),
     [
-        ("protocol, protocol.calls, protocol.wire, protocol.events",
-         {"llama_cpp", "httpx", "openai", "fastapi", "edge", "cloud"}),
-        ("edge.cli, edge.runtime, edge.relay, edge.server",
-         {"torch", "transformers", "peft", "trl", "cloud", "training"}),
+        ("protocol, protocol.calls, protocol.wire, protocol.events, protocol.sse",
+         {"llama_cpp", "httpx", "openai", "fastapi", "edge", "cloud", "training"}),
+        ("edge, edge.cli, edge.runtime, edge.relay, edge.loop, edge.batch, edge.server",
+         {"torch", "transformers", "peft", "trl", "cloud", "training", "openai", "llama_cpp"}),
         ("cloud, cloud.app, cloud.cli, cloud.llama_engine, cloud.upstream_engine",
          {"training", "torch", "transformers"}),
     ],
@@ -31,3 +36,32 @@ def test_every_exported_name_exists(package: str) -> None:
 def test_packages_import_only_what_they_may(imports: str, forbidden: set[str]) -> None:
     code = f"import sys, {imports}; bad = {forbidden!r} & set(sys.modules); assert not bad, bad"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def imported_modules(package: str) -> set[str]:
+    """Every module named by an import statement anywhere in ``package``."""
+    names = set()
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module)
+    return names
+
+
+ALLOWED = {
+    "protocol": {"protocol"},
+    "edge": {"protocol", "edge"},
+    "cloud": {"protocol", "cloud", "edge.llama", "edge.openai_compat"},
+    "training": {"protocol", "edge", "training"},
+}
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_dependencies_point_one_way(package: str) -> None:
+    ours = ("protocol", "edge", "cloud", "training", "benchmarks", "tests")
+    used = {name for name in imported_modules(package) if name.split(".")[0] in ours}
+    allowed = ALLOWED[package]
+    bad = {name for name in used if not any(name == a or name.startswith(a + ".") for a in allowed)}
+    assert not bad, f"{package} imports {sorted(bad)}"
