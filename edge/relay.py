@@ -26,8 +26,8 @@ with one batched forward per step. Read top to bottom, an answer goes:
    markers as ``stop`` and a seed derived from the answer's.
 4. Cloud text is shown as it streams, cut where the answer's room ends, then
    tokenized on its own as plain text and appended (mask 0). It is never
-   scanned for commands. ``stop`` with text ends the answer; ``length``, an
-   empty ``stop`` or a fallback hands back to the SLM.
+   scanned for commands. ``stop`` with text ends the answer; ``length``, a
+   ``stop`` with no text (or only whitespace) or a fallback hands back to the SLM.
 """
 
 from __future__ import annotations
@@ -252,7 +252,7 @@ class RelayAnswer:
         yield CallFinished(call_id=call.call_id, outcome=call.outcome, tokens=call.tokens,
                            finish_reason=call.finish_reason, latency_ms=call.latency_ms,
                            cost_usd=call.cost_usd, note=note)  # fmt: skip
-        if call.finish_reason == "stop" and tokens:
+        if call.finish_reason == "stop" and splice.text.strip():  # a bare stop ends nothing
             yield from self._finish("stop")
         elif splice.full:
             yield from self._finish("length")

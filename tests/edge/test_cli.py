@@ -111,3 +111,16 @@ def test_serve_rejects_bad_requests(edge_url: str) -> None:
     response = httpx.post(f"{edge_url}/v1/chat/completions", json={"messages": []})
     assert response.status_code == 400
     assert response.json()["error"]["message"]
+
+
+def test_chat_drops_old_turns_when_the_context_is_full(
+    data_dir: Path, slm_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RELAYLLM_N_CTX", "512")
+    monkeypatch.setenv("RELAYLLM_MAX_TOKENS", "16")
+    question = "Tell me more about rivers and lakes and seas, please. " * 8
+    args = ["chat", "--offline", "--slm", str(slm_path), "--seed", "3"]
+    result = CliRunner().invoke(app, args, input=f"{question}\n" * 6)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("call ratio") == 6  # every question got an answer
+    assert result.output.count("oldest turns are left out") == 1

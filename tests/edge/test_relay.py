@@ -245,8 +245,9 @@ def test_cloud_text_past_the_room_is_cut_where_it_is_shown(spy: ModelSpy) -> Non
     assert_consistent(spy, record, events)
 
 
-def test_a_cloud_stop_without_text_hands_back(slm: object) -> None:
-    loop = relay(slm, ScriptedCloud("", finish="stop"), CloudOnlyPolicy(), max_tokens=8)
+@pytest.mark.parametrize("text", ["", " ", "\n"])
+def test_a_cloud_stop_without_text_hands_back(slm: object, text: str) -> None:
+    loop = relay(slm, ScriptedCloud(text, finish="stop"), CloudOnlyPolicy(), max_tokens=8)
     events = answer(loop)
     assert of_type(events, CallFinished)[0].finish_reason == "stop"
     assert events[-1].slm_tokens > 0  # the answer never ends empty because of a call
