@@ -50,7 +50,9 @@ def load_slm(source: str | Path | None = None, *, dtype: str = "float32") -> Loa
         raise ModelUnavailable(f"{path} is neither a .gguf file nor a model directory")
     log.info("reading %s with transformers (dequantizing)", path.name)
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    loaded = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch_dtype)
+    loaded = AutoModelForCausalLM.from_pretrained(
+        path.parent, gguf_file=path.name, dtype=torch_dtype
+    )
     config = loaded.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config

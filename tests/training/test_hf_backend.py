@@ -77,10 +77,12 @@ def test_a_relay_answer_with_a_call_is_identical_on_both(
         records.append((prompt, loop.record))
     (llama_prompt, on_llama), (hf_prompt, on_hf) = records
     assert hf_prompt == llama_prompt  # same prompt tokens, cloud text and stops
-    assert on_hf is not None and on_llama is not None
+    assert on_hf is not None
+    assert on_llama is not None
     assert on_hf.tokens == on_llama.tokens
     assert on_hf.mask == on_llama.mask
-    assert 0 in on_hf.mask and on_hf.mask.count(1) > 8
+    assert 0 in on_hf.mask
+    assert on_hf.mask.count(1) > 8
 
 
 def test_batched_rows_match_answers_run_alone(batch: HFBatch, hf_slm: LoadedSLM) -> None:
