@@ -27,8 +27,14 @@ log = logging.getLogger(__name__)
 
 
 def build_engine(settings: CloudSettings) -> Engine:
-    """The engine the settings ask for: upstream when a URL is set, else embedded llama.cpp."""
-    if settings.upstream_url:
+    """The engine the settings ask for (see ``CloudSettings.engine``)."""
+    if settings.chosen_engine == "expert":
+        from cloud.expert_engine import ExpertEngine
+
+        assert settings.problems is not None
+        return ExpertEngine.load(settings.problems, model_id=settings.model_id)
+    if settings.chosen_engine == "upstream":
+        assert settings.upstream_url is not None
         from cloud.upstream_engine import UpstreamEngine
 
         key = settings.upstream_api_key

@@ -38,6 +38,12 @@ def _settings(**flags: Any) -> CloudSettings:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    engine: Annotated[
+        str | None, typer.Option(help="auto, llama, upstream or expert (see the README).")
+    ] = None,
+    problems: Annotated[
+        Path | None, typer.Option(help="Expert engine: JSONL of the problems it knows.")
+    ] = None,
     model: Annotated[
         str | None, typer.Option(help="GGUF path (default: the bundled cloud model).")
     ] = None,
@@ -68,6 +74,8 @@ def serve(
     settings = _settings(
         host=host,
         port=port,
+        engine=engine,
+        problems=problems,
         model=model,
         model_id=model_id,
         n_ctx=n_ctx,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +20,12 @@ class CloudSettings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Address to listen on.")
     port: int = Field(8300, ge=0, le=65535, description="Port to listen on (0: any free port).")
+    engine: Literal["auto", "llama", "upstream", "expert"] = Field(
+        "auto",
+        description="llama (embedded GGUF), upstream (forward to --upstream-url), expert (the "
+        "labelled stand-in that knows --problems); auto: upstream when a URL is set, else llama.",
+    )
+    problems: Path | None = Field(None, description="Expert engine: JSONL of known problems.")
     model: str | None = Field(
         None, description="GGUF path for the embedded engine; unset serves the bundled cloud model."
     )
@@ -37,6 +44,23 @@ class CloudSettings(BaseSettings):
     upstream_api_key: SecretStr | None = Field(None, description="Key for the upstream server.")
     upstream_model: str | None = Field(None, description="Upstream model (default: its first).")
     upstream_timeout_s: float = Field(120.0, gt=0, le=3600, description="Upstream request timeout.")
+
+    @property
+    def chosen_engine(self) -> str:
+        """The engine to run, ``auto`` resolved."""
+        if self.engine != "auto":
+            return self.engine
+        return "upstream" if self.upstream_url else "llama"
+
+    @model_validator(mode="after")
+    def _check_engine(self) -> CloudSettings:
+        if self.chosen_engine == "expert" and self.problems is None:
+            raise ValueError(
+                "the expert engine needs --problems FILE (written by relay-train data)"
+            )
+        if self.chosen_engine == "upstream" and not self.upstream_url:
+            raise ValueError("the upstream engine needs --upstream-url")
+        return self
 
     @model_validator(mode="after")
     def _check_auth(self) -> CloudSettings:

@@ -5,7 +5,9 @@ Plain data, read by the CLI, the servers, benchmarks, evaluation and training.
 for tokens the SLM wrote (its own text and its commands) and 0 for spliced
 cloud tokens: the training loss mask. ``text`` is the answer as the SLM's
 context holds it, commands included, so ``detokenize(tokens) == text``;
-``shown`` is what the user saw (commands left out).
+``shown`` is what the user saw (commands left out). ``end_token`` is the
+end-of-turn token when the SLM itself ended the answer (it is not part of
+``tokens``: the context never holds it).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class AnswerRecord:
     shown: str = ""
     calls: list[CallRecord] = field(default_factory=list)
     finish_reason: FinishReason | None = None
+    end_token: int | None = None
     wall_s: float = 0.0
 
     @property

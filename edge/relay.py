@@ -115,9 +115,12 @@ class RelayAnswer:
         n_ctx: int,
         seed: int | None = None,
         prefix: str = "",
+        end_after_prefix: bool = False,
     ) -> None:
+        """``prefix`` is answer text taken as the SLM's own (its commands act, in order);
+        with ``end_after_prefix`` the answer ends there instead of being continued."""
         self.prompt, self.codec, self.policy, self.limits = prompt, codec, policy, limits
-        self.seed, self.prefix = seed, prefix
+        self.seed, self.prefix, self.end_after_prefix = seed, prefix, end_after_prefix
         self.room = max(0, min(limits.max_tokens, n_ctx - len(prompt.tokens) - 1))
         self.record = AnswerRecord(uuid.uuid4().hex[:12], len(prompt.tokens))
         self._new_turn()
@@ -128,6 +131,8 @@ class RelayAnswer:
         started = time.monotonic()
         for chunk in _prefix_turns(self.prefix):
             yield from self._forced(chunk)
+        if self.end_after_prefix and self.record.finish_reason is None:
+            yield from self._finish("stop")
         while self.record.finish_reason is None:
             yield from self._next()
         self.record.wall_s = time.monotonic() - started
@@ -152,6 +157,7 @@ class RelayAnswer:
             self._deferred = asked
         token = yield SAMPLE
         if self.codec.is_end(token):
+            self.record.end_token = token
             yield from self._finish("stop")
         else:
             yield from self._take(token, self.codec.detokenize([token]))

@@ -72,6 +72,7 @@ def converter(cache: Path | None = None) -> Path:
 def convert(model_dir: Path, out: Path, *, outtype: str = "f16") -> Path:
     """Write ``model_dir`` (a Hugging Face model) as a GGUF file at ``out``."""
     tools = converter()
+    out.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tools / "gguf-py"), str(tools)])}
     command = [sys.executable, str(tools / "convert_hf_to_gguf.py"), str(model_dir),
                "--outfile", str(out), "--outtype", outtype]  # fmt: skip
@@ -85,13 +86,15 @@ def convert(model_dir: Path, out: Path, *, outtype: str = "f16") -> Path:
 def quantize(source: Path, out: Path, kind: str = "Q8_0") -> Path:
     """Quantize the GGUF ``source`` to ``kind`` (see :data:`QUANT_TYPES`) at ``out``."""
     import llama_cpp
+    from llama_cpp._utils import suppress_stdout_stderr
 
     if kind not in QUANT_TYPES:
         raise ValueError(f"unknown quantization {kind!r}; choose one of {', '.join(QUANT_TYPES)}")
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = QUANT_TYPES[kind]
     params.nthread = os.cpu_count() or 1
-    status = llama_cpp.llama_model_quantize(str(source).encode(), str(out).encode(), params)
+    with suppress_stdout_stderr(disable=False):  # llama.cpp logs every tensor
+        status = llama_cpp.llama_model_quantize(str(source).encode(), str(out).encode(), params)
     if status != 0 or not out.is_file():
         raise ModelUnavailable(f"llama.cpp could not quantize {source} to {kind} ({status})")
     return out

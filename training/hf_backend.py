@@ -27,7 +27,7 @@ import torch
 from edge.llama.chat import MARKER_PROBE, render_chat
 from protocol.sampling import SamplingParams
 
-__all__ = ["HFBatch", "HFChat", "HFModel", "token_bytes"]
+__all__ = ["HFBatch", "HFChat", "HFCodec", "HFModel", "token_bytes"]
 
 
 def token_bytes(tokenizer: Any) -> list[bytes]:
@@ -54,21 +54,12 @@ def token_bytes(tokenizer: Any) -> list[bytes]:
     return table
 
 
-class HFBatch:
-    """A causal LM from transformers serving ``rows`` contexts at once."""
+class HFCodec:
+    """A transformers tokenizer as the relay loop's ``TextCodec`` (byte-exact, plain text)."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, n_ctx: int | None = None) -> None:
-        self.model = model.eval()
+    def __init__(self, tokenizer: Any, end_ids: frozenset[int] | None = None) -> None:
         self.tokenizer = tokenizer
-        config = model.config
-        self._n_ctx = n_ctx or int(getattr(config, "max_position_embeddings", 4096))
-        self.device = next(model.parameters()).device
-        self._end = _end_ids(model, tokenizer)
-        self.start([[tokenizer.eos_token_id or 0]], [SamplingParams()])
-
-    @property
-    def n_ctx(self) -> int:
-        return self._n_ctx
+        self._end = end_ids if end_ids is not None else _end_ids(None, tokenizer)
 
     @cached_property
     def _bytes(self) -> list[bytes]:
@@ -84,6 +75,22 @@ class HFBatch:
 
     def is_end(self, token: int) -> bool:
         return token in self._end
+
+
+class HFBatch(HFCodec):
+    """A causal LM from transformers serving many contexts (rows) at once."""
+
+    def __init__(self, model: Any, tokenizer: Any, *, n_ctx: int | None = None) -> None:
+        super().__init__(tokenizer, _end_ids(model, tokenizer))
+        self.model = model
+        config = model.config
+        self._n_ctx = n_ctx or int(getattr(config, "max_position_embeddings", 4096))
+        self.device = next(model.parameters()).device
+        self.start([[tokenizer.eos_token_id or 0]], [SamplingParams()])
+
+    @property
+    def n_ctx(self) -> int:
+        return self._n_ctx
 
     def start(self, prompts: Sequence[Sequence[int]], sampling: Sequence[SamplingParams]) -> None:
         from transformers import DynamicCache
@@ -126,14 +133,19 @@ class HFBatch:
             positions[row] = done + torch.arange(width).clamp(max=max(len(tokens) - 1, 0))
             self.columns[row] += range(base, base + len(tokens))
         self.mask = torch.cat([self.mask, new_mask], dim=1)
-        with torch.inference_mode():
-            out = self.model(
-                input_ids=ids,
-                attention_mask=self.mask,
-                position_ids=positions,
-                past_key_values=self.cache,
-                use_cache=True,
-            )
+        training = self.model.training
+        self.model.eval()  # no dropout while decoding; the caller's mode comes back after
+        try:
+            with torch.inference_mode():
+                out = self.model(
+                    input_ids=ids,
+                    attention_mask=self.mask,
+                    position_ids=positions,
+                    past_key_values=self.cache,
+                    use_cache=True,
+                )
+        finally:
+            self.model.train(training)
         for row, tokens in enumerate(self.pending):
             if tokens:
                 self.logits[row] = out.logits[row, len(tokens) - 1].float()

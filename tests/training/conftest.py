@@ -10,9 +10,13 @@ from typing import Any
 import pytest
 import torch
 
+from edge.fallback import FallbackCloud
+from edge.http_cloud import HttpCloud
 from edge.llama import LlamaModel
+from tests.conftest import relay_cloud
 from training.export import convert
 from training.models import LoadedSLM, load_slm
+from training.problems import Problem, generate, write_problems
 
 torch.set_num_threads(2)
 
@@ -37,5 +41,33 @@ def f16_pair(hf_slm: LoadedSLM, tmp_path_factory: pytest.TempPathFactory) -> tup
 @pytest.fixture(scope="module")
 def f16_edge(f16_pair: tuple[Any, Path]) -> Iterator[LlamaModel]:
     model = LlamaModel(f16_pair[1], n_ctx=2048, n_threads=2)
+    yield model
+    model.close()
+
+
+@pytest.fixture(scope="session")
+def expert_problems(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Problem], Path]:
+    """A few generated problems, and the file the expert engine reads them from."""
+    problems = generate(12, seed=21, levels=[1, 2])
+    return problems, write_problems(problems, tmp_path_factory.mktemp("data") / "expert.jsonl")
+
+
+@pytest.fixture(scope="session")
+def expert_url(expert_problems: tuple[list[Problem], Path]) -> Iterator[str]:
+    """relay-cloud's expert engine on loopback, knowing ``expert_problems``."""
+    args = ("--engine", "expert", "--problems", str(expert_problems[1]), "--insecure-no-auth")
+    with relay_cloud(*args) as base:
+        yield f"{base}/v1"
+
+
+@pytest.fixture
+def expert_cloud(expert_url: str) -> FallbackCloud:
+    return FallbackCloud(HttpCloud(expert_url, temperature=0.0, retries=0))
+
+
+@pytest.fixture(scope="module")
+def slm(slm_path: Path) -> Iterator[LlamaModel]:
+    """The bundled SLM in the edge runtime (llama.cpp)."""
+    model = LlamaModel(slm_path, n_ctx=2048, n_threads=2)
     yield model
     model.close()

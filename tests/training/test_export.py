@@ -1,0 +1,46 @@
+"""Export: a quantized GGUF the edge runtime loads, its parity reported, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from edge.cli import app as relay
+from edge.llama import LlamaModel
+from protocol.errors import ModelUnavailable
+from training.export import convert, parity, quantize
+from training.models import LoadedSLM
+
+
+def test_a_quantized_export_runs_in_the_edge_and_reports_its_parity(
+    f16_pair: tuple[Any, Path],
+    hf_slm: LoadedSLM,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model, f16 = f16_pair
+    q8 = quantize(f16, tmp_path / "model-q8.gguf", "Q8_0")
+    assert q8.stat().st_size < 0.6 * f16.stat().st_size
+    edge = LlamaModel(q8, n_ctx=512, n_threads=2)
+    prompts = [edge.tokenize("The capital of France is"), edge.tokenize("1, 2, 3, 4,")]
+    edge.close()
+    report = parity(model, hf_slm.tokenizer, q8, prompts, tokens=16, n_threads=2)
+    assert report.tokens == 32
+    assert 0 <= report.agreeing <= 32
+    assert report.to_json()["agreement"] == report.agreeing / 32
+    monkeypatch.setenv("RELAYLLM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("RELAYLLM_CONFIG", str(tmp_path / "none.toml"))
+    result = CliRunner().invoke(relay, ["run", "Hi", "--offline", "--slm", str(q8),
+                                        "--max-tokens", "8"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "call ratio" in result.output
+
+
+def test_export_failures_are_clear(tmp_path: Path, f16_pair: tuple[Any, Path]) -> None:
+    with pytest.raises(ModelUnavailable, match=r"convert_hf_to_gguf\.py failed"):
+        convert(tmp_path, tmp_path / "x.gguf")
+    with pytest.raises(ValueError, match="unknown quantization"):
+        quantize(f16_pair[1], tmp_path / "y.gguf", "Q3_WEIRD")

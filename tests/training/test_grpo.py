@@ -1,0 +1,74 @@
+"""GRPO rollouts through the shared relay loop, and one training step end to end."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from edge.fallback import FallbackCloud
+from edge.loop import RelayLoop
+from edge.policies import EntropyPolicy
+from edge.prompt import build_prompt
+from edge.relay import RelayLimits
+from protocol.sampling import SamplingParams
+from training.config import load_config
+from training.grpo import RelayRollout, train_grpo
+from training.hf_backend import HFBatch, HFChat, HFModel
+from training.metrics import MetricsLog
+from training.models import LoadedSLM
+from training.problems import Problem, messages_for
+
+TINY = ["grpo.steps=1", "grpo.prompts_per_step=1", "grpo.group_size=2", "grpo.max_tokens=24"]
+
+
+def test_rollouts_keep_cloud_tokens_out_of_the_loss_and_match_the_edge_loop(
+    hf_slm: LoadedSLM, expert_problems: tuple[list[Problem], Path], expert_cloud: FallbackCloud
+) -> None:
+    problems = expert_problems[0][:2]
+    prompts = [messages_for(p)[0]["content"] for p in problems for _ in range(2)]
+    chat = HFChat(hf_slm.tokenizer, template=hf_slm.chat_template)
+    config = load_config(None, None, ["grpo.max_tokens=40", "grpo.temperature=0.9"])
+    policy = EntropyPolicy(threshold=1.0, n=6)  # an untrained SLM writes no commands: force calls
+    rollout = RelayRollout(chat, expert_cloud, {p: "0" for p in prompts}, config, n_ctx=1024,
+                           policy=policy)  # fmt: skip
+    batch = HFBatch(hf_slm.model, hf_slm.tokenizer, n_ctx=1024)
+    out = rollout.rollout(batch, prompts, step=0)
+    assert len(out["completion_ids"]) == len(out["env_mask"]) == len(prompts)
+    assert any(0 in mask for mask in out["env_mask"])
+    for ids, mask, ratio in zip(out["completion_ids"], out["env_mask"], out["cloud_ratio"]):
+        assert len(ids) == len(mask)  # TRL needs them the same length, exactly
+        assert ratio == pytest.approx(mask.count(0) / len(ids), abs=1 / len(ids))
+        cloud_text = hf_slm.tokenizer.decode([t for t, m in zip(ids, mask) if m == 0])
+        assert "<call>" not in cloud_text
+    # The first rollout again, alone, through RelayLoop on the same backend and seed.
+    seed = config.seed * 1_000_003 % 2**32
+    loop = RelayLoop(HFModel(batch), expert_cloud, policy, sampling=SamplingParams(temperature=0.9),
+                     limits=RelayLimits(max_calls=2, max_tokens=40))  # fmt: skip
+    prompt = build_prompt(chat, [{"role": "user", "content": prompts[0]}], n_ctx=1024)
+    assert out["prompt_ids"][0] == list(prompt.tokens)
+    list(loop.run(prompt, seed=seed))
+    assert loop.record is not None
+    expected = [*loop.record.tokens, *([loop.record.end_token] if loop.record.end_token else [])]
+    assert out["completion_ids"][0] == expected
+
+
+@pytest.mark.slow
+def test_one_grpo_step_end_to_end(
+    hf_slm: LoadedSLM,
+    expert_problems: tuple[list[Problem], Path],
+    expert_cloud: FallbackCloud,
+    tmp_path: Path,
+) -> None:
+    slm = LoadedSLM(
+        copy.deepcopy(hf_slm.model), hf_slm.tokenizer, hf_slm.chat_template, hf_slm.source
+    )
+    chat = HFChat(slm.tokenizer, template=slm.chat_template)
+    log = MetricsLog(tmp_path / "metrics.jsonl")
+    folder = train_grpo(slm, expert_problems[0][:2], chat, expert_cloud, tmp_path,
+                        load_config(None, None, TINY), metrics=log, n_ctx=1024)  # fmt: skip
+    rows = log.read("grpo")
+    assert any("reward" in row and "kl" in row for row in rows)
+    assert any("relay/accuracy" in row and "relay/rollout_tokens_per_s" in row for row in rows)
+    assert (folder / "model.safetensors").is_file()

@@ -1,0 +1,115 @@
+"""Warm-up data built by the relay loop with real cloud text, and SFT that learns from it."""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import pytest
+
+from edge.fallback import FallbackCloud
+from edge.llama import LlamaChat, LlamaModel
+from edge.loop import RelayLoop
+from edge.policies import LearnedPolicy
+from edge.prompt import build_prompt
+from edge.relay import RelayLimits
+from protocol.calls import strip_calls
+from protocol.sampling import SamplingParams
+from training.config import load_config
+from training.hf_backend import HFChat, HFCodec
+from training.metrics import MetricsLog
+from training.models import LoadedSLM
+from training.problems import Problem, messages_for
+from training.sft import train_sft
+from training.warmup import IGNORE, WarmupExample, build_warmup, insert_calls
+
+
+def test_commands_go_in_at_character_boundaries_with_a_number(hf_slm: LoadedSLM) -> None:
+    codec = HFCodec(hf_slm.tokenizer)
+    answer = "Café costs 3 € each: 3 * 4 = 12 🙂.\nThe answer is \\boxed{12}."
+    for seed in range(20):
+        text = insert_calls(answer, codec, random.Random(seed), count=3, sizes=[4, 16])
+        assert strip_calls(text) == answer
+        numbers = re.findall(r"<call>(\d*)</call>", text)
+        assert numbers
+        assert set(numbers) <= {"4", "16"}
+        assert text.count("<call>") == 3
+
+
+def warmup(
+    slm: LoadedSLM, problems: list[Problem], cloud: FallbackCloud, no_call_share: float
+) -> list[WarmupExample]:
+    return build_warmup(
+        problems, codec=HFCodec(slm.tokenizer), cloud=cloud, eos=slm.tokenizer.eos_token_id,
+        chat=HFChat(slm.tokenizer, template=slm.chat_template), n_ctx=1024,
+        no_call_share=no_call_share, max_calls=2, sizes=[4, 8, 32], seed=5,
+    )  # fmt: skip
+
+
+def test_examples_learn_the_slm_and_its_commands_never_the_cloud(
+    hf_slm: LoadedSLM, expert_problems: tuple[list[Problem], Path], expert_cloud: FallbackCloud
+) -> None:
+    problems = expert_problems[0][:8]
+    examples = warmup(hf_slm, problems, expert_cloud, no_call_share=0.0)
+    decode = hf_slm.tokenizer.decode
+    for example in examples:
+        assert example.calls >= 1
+        assert example.cloud_tokens > 0
+        learned = decode(
+            [t for t, label in zip(example.input_ids, example.labels) if label != IGNORE]
+        )
+        assert re.search(r"<call>\d+</call>", learned)  # every command carries its number
+        assert "<call></call>" not in decode(example.input_ids)
+        masked_answer = [
+            t for t, label in zip(example.input_ids, example.labels) if label == IGNORE
+        ]
+        prompt_tokens = build_prompt(HFChat(hf_slm.tokenizer, template=hf_slm.chat_template),
+                                     messages_for(problems[0]), n_ctx=1024).tokens  # fmt: skip
+        assert len(masked_answer) >= example.cloud_tokens  # cloud tokens are never learned
+        assert example.labels[: len(prompt_tokens) - 40] == [IGNORE] * (len(prompt_tokens) - 40)
+    no_calls = warmup(hf_slm, problems[:3], expert_cloud, no_call_share=1.0)
+    assert all(e.calls == 0 and e.labels[-1] == hf_slm.tokenizer.eos_token_id for e in no_calls)
+
+
+def test_examples_are_the_sequences_the_edge_loop_builds(
+    hf_slm: LoadedSLM,
+    slm: LlamaModel,
+    expert_problems: tuple[list[Problem], Path],
+    expert_cloud: FallbackCloud,
+) -> None:
+    problem = expert_problems[0][2]
+    (example,) = warmup(hf_slm, [problem], expert_cloud, no_call_share=0.0)
+    prompt = build_prompt(LlamaChat(slm), messages_for(problem), n_ctx=1024)
+    assert example.input_ids[: len(prompt.tokens)] == list(prompt.tokens)
+    loop = RelayLoop(slm, expert_cloud, LearnedPolicy(), limits=RelayLimits(max_tokens=300),
+                     sampling=SamplingParams(temperature=0.0))  # fmt: skip
+    list(loop.run(prompt, prefix=example.prefix))
+    assert loop.record is not None
+    answer = example.input_ids[len(prompt.tokens) :]
+    answer = answer[:-1] if example.labels[-1] == hf_slm.tokenizer.eos_token_id else answer
+    assert loop.record.tokens[: len(answer)] == answer
+
+
+@pytest.mark.slow
+def test_sft_overfits_a_tiny_batch(
+    hf_slm: LoadedSLM,
+    expert_problems: tuple[list[Problem], Path],
+    expert_cloud: FallbackCloud,
+    tmp_path: Path,
+) -> None:
+    import copy
+
+    slm = LoadedSLM(
+        copy.deepcopy(hf_slm.model), hf_slm.tokenizer, hf_slm.chat_template, hf_slm.source
+    )
+    examples = warmup(slm, expert_problems[0][:4], expert_cloud, no_call_share=0.25)
+    config = load_config(
+        None, None, ["sft.learning_rate=0.002", "sft.batch_size=4", "sft.epochs=12"]
+    )
+    log = MetricsLog(tmp_path / "metrics.jsonl")
+    folder = train_sft(slm, examples, tmp_path, config, metrics=log)
+    losses = [row["loss"] for row in log.read("sft") if "loss" in row]
+    assert len(losses) == 12
+    assert losses[-1] < 0.5 * losses[0]
+    assert (folder / "model.safetensors").is_file()

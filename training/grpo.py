@@ -1,0 +1,189 @@
+"""GRPO on real relay rollouts: TRL's GRPOTrainer with the relay loop as its rollout.
+
+:class:`RelayRollout` is the trainer's ``rollout_func``. The prompts arrive
+repeated ``group_size`` times; all of them are answered together through the
+edge's own relay loop (:func:`edge.batch.relay_batch`) on the current policy
+(:class:`training.hf_backend.HFBatch`), the cloud endpoint answering the calls.
+A completion is the answer's tokens exactly as at inference (the SLM's text,
+its commands, the cloud's tokens) plus the end-of-turn token when the SLM
+ended the answer; ``env_mask`` is 1 for the SLM's tokens and 0 for the
+cloud's, so the loss never learns the cloud's text. Each answer is graded
+(:func:`training.grading.grade`) and the difficulty-aware reward
+(:func:`training.reward.relay_rewards`) judges it within its prompt group.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from edge.batch import relay_batch
+from edge.client import CloudClient
+from edge.policies import CallPolicy, LearnedPolicy
+from edge.prompt import ChatFormat, build_prompt
+from edge.relay import RelayLimits
+from protocol.calls import CALL_OPEN, parse_calls
+from protocol.sampling import SamplingParams
+from training.config import RunConfig
+from training.grading import grade
+from training.hf_backend import HFBatch
+from training.metrics import MetricsLog, last_checkpoint, lora_config, trainer_device_args
+from training.models import LoadedSLM
+from training.problems import Problem, messages_for
+from training.reward import RewardWeights, relay_rewards
+
+__all__ = ["RelayRollout", "relay_reward", "train_grpo"]
+
+
+class RelayRollout:
+    """Answers a batch of repeated prompts through the relay loop (a TRL ``rollout_func``)."""
+
+    def __init__(
+        self,
+        chat: ChatFormat,
+        cloud: CloudClient,
+        answers: dict[str, str],
+        config: RunConfig,
+        *,
+        n_ctx: int,
+        metrics: MetricsLog | None = None,
+        policy: CallPolicy | None = None,
+    ) -> None:
+        """``policy`` is the SLM's own commands (``learned``) unless another is given."""
+        self.chat, self.cloud, self.answers, self.config = chat, cloud, answers, config
+        self.n_ctx = n_ctx
+        self.policy = policy or LearnedPolicy()
+        self.metrics = metrics
+        self.calls = 0
+
+    def __call__(self, prompts: Sequence[str], trainer: Any) -> dict[str, Any]:
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        batch = HFBatch(model, trainer.processing_class, n_ctx=self.n_ctx)
+        return self.rollout(batch, prompts, step=trainer.state.global_step + 1)
+
+    def rollout(self, batch: HFBatch, prompts: Sequence[str], *, step: int) -> dict[str, Any]:
+        """The rollout of ``prompts`` on ``batch``: completions, masks and reward inputs.
+
+        Its figures are logged under ``step``: the update they feed.
+        """
+        settings = self.config.grpo
+        relay_prompts = [
+            build_prompt(self.chat, [{"role": "user", "content": p}], n_ctx=self.n_ctx)
+            for p in prompts
+        ]
+        base = (self.config.seed * 1_000_003 + self.calls * 10_007) % 2**32
+        self.calls += 1
+        started = time.monotonic()
+        records = relay_batch(
+            batch,
+            self.cloud,
+            self.policy,
+            relay_prompts,
+            limits=RelayLimits(max_calls=settings.max_calls, max_tokens=settings.max_tokens),
+            sampling=SamplingParams(temperature=settings.temperature),
+            seeds=[(base + i) % 2**32 for i in range(len(prompts))],
+        )
+        elapsed = time.monotonic() - started
+        completions = [[*r.tokens, *([r.end_token] if r.end_token is not None else [])]
+                       for r in records]  # fmt: skip
+        masks = [[*r.mask, *([1] if r.end_token is not None else [])] for r in records]
+        correct = [
+            grade(r.shown, self.answers.get(p, "")).correct for r, p in zip(records, prompts)
+        ]
+        ratios = [r.call_ratio for r in records]
+        if self.metrics is not None:
+            tokens = sum(len(c) for c in completions)
+            self.metrics.write(
+                "grpo", step,
+                **{"relay/accuracy": sum(correct) / len(correct),
+                   "relay/call_rate": sum(r > 0 for r in ratios) / len(ratios),
+                   "relay/call_ratio": sum(r.llm_tokens for r in records) / max(1, tokens),
+                   "relay/cloud_tokens": sum(r.llm_tokens for r in records),
+                   "relay/rollout_tokens_per_s": tokens / elapsed if elapsed else 0.0},
+            )  # fmt: skip
+        return {
+            "prompt_ids": [list(p.tokens) for p in relay_prompts],
+            "completion_ids": completions,
+            "logprobs": None,
+            "env_mask": masks,
+            "correct": correct,
+            "cloud_ratio": ratios,
+            "malformed": [r.text.count(CALL_OPEN) - len(parse_calls(r.text)) for r in records],
+        }
+
+
+def relay_reward(group_size: int, weights: RewardWeights) -> Any:
+    """The reward function TRL calls, reading what :class:`RelayRollout` returned."""
+
+    def relay_reward(
+        prompts: list[Any], completions: list[Any], correct: list[bool],
+        cloud_ratio: list[float], malformed: list[int], **_: Any,
+    ) -> list[float]:  # fmt: skip
+        return relay_rewards(correct, cloud_ratio, group_size, weights=weights, malformed=malformed)
+
+    return relay_reward
+
+
+def train_grpo(
+    slm: LoadedSLM,
+    problems: Sequence[Problem],
+    chat: ChatFormat,
+    cloud: CloudClient,
+    out: Path,
+    config: RunConfig,
+    *,
+    metrics: MetricsLog | None = None,
+    n_ctx: int = 2048,
+) -> Path:
+    """Train ``slm`` with GRPO on ``problems``; return the folder of the merged model."""
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from training.sft import save_merged
+
+    settings = config.grpo
+    prompts = [messages_for(p)[0]["content"] for p in problems]
+    answers = dict(zip(prompts, (p.answer for p in problems), strict=True))
+    args = GRPOConfig(
+        output_dir=str(out / "checkpoints"),
+        learning_rate=settings.learning_rate,
+        max_steps=settings.steps,
+        per_device_train_batch_size=settings.group_size,
+        gradient_accumulation_steps=settings.prompts_per_step,
+        num_generations=settings.group_size,
+        max_completion_length=settings.max_tokens + 1,
+        temperature=settings.temperature,
+        beta=settings.beta,
+        epsilon=settings.epsilon,
+        epsilon_high=settings.epsilon_high,
+        weight_decay=0.01,
+        max_grad_norm=1.0,
+        gradient_checkpointing=False,  # small models: recomputing costs more than it saves
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=5,
+        save_total_limit=1,
+        report_to=[],
+        seed=config.seed,
+        data_seed=config.seed,
+        remove_unused_columns=False,
+        **trainer_device_args(config),
+    )
+    weights = RewardWeights(settings.solo_reward, settings.stubborn_reward, settings.format_penalty)
+    rollout = RelayRollout(chat, cloud, answers, config, n_ctx=n_ctx, metrics=metrics)
+    trainer = GRPOTrainer(
+        model=slm.model,
+        reward_funcs=[relay_reward(settings.group_size, weights)],
+        args=args,
+        train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]),
+        processing_class=slm.tokenizer,
+        peft_config=lora_config(config.lora),
+        rollout_func=rollout,
+        callbacks=[metrics.callback("grpo")] if metrics else None,
+    )
+    trainer.train(resume_from_checkpoint=last_checkpoint(out / "checkpoints"))
+    return save_merged(trainer.model, slm.tokenizer, out / "model")
