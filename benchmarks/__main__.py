@@ -12,11 +12,15 @@ machine's speed cancels out:
 * ``cloud_prefix_reuse_ratio``: prompt tokens the embedded cloud engine
   evaluated / tokens it was sent, on the second call of an answer.
 * ``edge_rss_mb``: peak resident memory with the SLM loaded and relaying.
+* ``rollout_vs_generate_ratio``: training rollouts through the relay loop on
+  transformers / ``generate``, tokens per second, batch of 8 (needs the
+  ``train`` extra; see :mod:`benchmarks.rollout`).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -200,6 +204,16 @@ def main() -> None:
         results["handoff_wall_ms_p50"] = wall
         status.update("cloud prefix reuse")
         results["cloud_prefix_reuse_ratio"] = cloud_prefix_reuse(slm, cloud_path, Path(tmp))
+        if importlib.util.find_spec("torch") is not None:
+            from benchmarks.rollout import rollout_vs_generate_ratio
+
+            status.update("training rollouts")
+            ratio, relay_rate, generate_rate = rollout_vs_generate_ratio(
+                rows=8, tokens=32 if args.quick else 128
+            )
+            results["rollout_vs_generate_ratio"] = ratio
+            results["rollout_tokens_per_s"] = relay_rate
+            results["generate_tokens_per_s"] = generate_rate
     results["machine"] = f"{platform.machine()} {os.cpu_count()} cpus, {threads} threads"
     results["models"] = {"slm": slm_path.name, "cloud": cloud_path.name}
     show(console, results)
@@ -212,12 +226,15 @@ TARGETS = {
     "splice_ratio_max": ("<=", 1.1),
     "handoff_overhead_ms_p50": ("<", 5.0),
     "cloud_prefix_reuse_ratio": ("<=", 0.5),
+    "rollout_vs_generate_ratio": (">=", 0.8),
 }
 
 
 def show(console: Console, results: dict[str, object]) -> None:
     table = Table("figure", "value", "target", "met", title=f"relayllm ({results['machine']})")
-    for name in (*TARGETS, "handoff_wall_ms_p50", "edge_rss_mb"):
+    for name in (*TARGETS, "handoff_wall_ms_p50", "edge_rss_mb", "rollout_tokens_per_s"):
+        if name not in results:
+            continue
         value = float(results[name])  # type: ignore[arg-type]
         op, target = TARGETS.get(name, ("", None))
         met = "" if target is None else "yes" if _meets(value, op, target) else "NO"

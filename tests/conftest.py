@@ -57,3 +57,13 @@ def cloud_url(cloud_model_path: Path) -> Iterator[str]:
         "--n-ctx", "1024", "--max-body-bytes", "65536",
     ) as base:  # fmt: skip
         yield base
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_llama_cpp_null_files() -> Iterator[None]:
+    """llama_cpp opens /dev/null twice at import and never closes it; close it after the run."""
+    yield
+    utils = sys.modules.get("llama_cpp._utils")
+    if utils is not None:
+        utils.outnull_file.close()
+        utils.errnull_file.close()

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.__main__ import cloud_prefix_reuse, handoff_overhead_ms, idle_ratio, splice_ratios
+from benchmarks.rollout import rollout_vs_generate_ratio
 from edge.llama import LlamaModel
 
 
@@ -30,3 +31,6 @@ def test_benchmarks_run_at_reduced_size(
     assert 0 < cpu <= wall * 2  # one process's CPU time cannot exceed two cores' wall time
     # The second call re-sends the first one's context: the engine re-evaluates little of it.
     assert 0 < cloud_prefix_reuse(slm, cloud_model_path, tmp_path) < 0.5
+    ratio, relay_rate, generate_rate = rollout_vs_generate_ratio(rows=2, tokens=8)
+    assert 0.3 < ratio < 3
+    assert ratio == pytest.approx(relay_rate / generate_rate)
