@@ -39,8 +39,9 @@ def rollout_vs_generate_ratio(rows: int, tokens: int) -> tuple[float, float, flo
     warm = RelayLimits(max_tokens=4)
     relay_batch(batch, OfflineCloud(), NeverPolicy(), prompts[:1], limits=warm)
     started = time.perf_counter()
+    limits = RelayLimits(max_tokens=tokens)
     records = relay_batch(batch, OfflineCloud(), NeverPolicy(), prompts, sampling=sampling,
-                          limits=RelayLimits(max_tokens=tokens), seeds=list(range(rows)))  # fmt: skip
+                          limits=limits, seeds=list(range(rows)))  # fmt: skip
     relay_rate = sum(len(r.tokens) for r in records) / (time.perf_counter() - started)
 
     pad = slm.tokenizer.pad_token_id or slm.tokenizer.eos_token_id
