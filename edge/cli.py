@@ -18,6 +18,7 @@ from protocol.errors import RelayError
 
 __all__ = ["app"]
 
+log = logging.getLogger(__name__)
 app = typer.Typer(help="relayllm on this device: a small local model that asks the cloud for help.")
 models_app = typer.Typer(help="The bundled models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -249,6 +250,17 @@ def serve(
     uvicorn.run(create_edge_app(relay), host=host, port=port, log_level="warning")
 
 
+def _add_plugin_commands() -> None:
+    """Commands other relayllm packages add (``relay eval`` comes with the training package)."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="relayllm.commands"):
+        try:
+            entry.load()(app)
+        except ImportError as exc:  # the package is there but not its extra
+            log.debug("relay %s unavailable: %s", entry.name, exc)
+
+
 DEMO_QUESTION = "Explain in a few sentences why the sky is blue."
 
 
@@ -277,3 +289,6 @@ def demo(
             AnswerPrinter(out).show(relay.answer(prompt))
     except RelayError as exc:
         raise fail(exc) from exc
+
+
+_add_plugin_commands()

@@ -127,24 +127,33 @@ def _client(url: str, key: str | None, model: str | None, temperature: float) ->
 def _sft(run: Run, cloud: CloudClient) -> None:
     if run.done("sft"):
         return
-    from training.hf_backend import HFChat, HFCodec
+    from training.hf_backend import HFBatch, HFChat, HFCodec
     from training.models import load_slm
     from training.sft import train_sft
-    from training.warmup import build_warmup
+    from training.warmup import build_warmup, entropy_scorer, slm_answers
 
     slm = load_slm(run.config.slm)
-    settings = run.config.warmup
+    settings, problems = run.config.warmup, run.problems("train")
+    chat = HFChat(slm.tokenizer, template=slm.chat_template)
+    n_ctx = run.config.sft.max_length
+    answers = None
+    if settings.answers == "slm":
+        batch = HFBatch(slm.model, slm.tokenizer, n_ctx=n_ctx)
+        answers = slm_answers(batch, chat, problems, n_ctx=n_ctx, max_tokens=n_ctx // 2,
+                              seed=run.config.seed)  # fmt: skip
     examples = build_warmup(
-        run.problems("train"),
+        problems,
         codec=HFCodec(slm.tokenizer),
-        chat=HFChat(slm.tokenizer, template=slm.chat_template),
+        chat=chat,
         cloud=cloud,
         eos=slm.tokenizer.eos_token_id,
-        n_ctx=run.config.sft.max_length,
+        n_ctx=n_ctx,
         no_call_share=settings.no_call_share,
         max_calls=settings.max_calls,
         sizes=settings.call_sizes,
         seed=run.config.seed,
+        answers=answers,
+        entropies=entropy_scorer(slm.model) if settings.positions == "entropy" else None,
     )
     calls = sum(e.calls for e in examples)
     run.say(f"sft: {len(examples)} warm-up examples, {calls} calls with real cloud text")

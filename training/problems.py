@@ -7,7 +7,8 @@ is the number of steps (levels 1-4). Wording varies: several story families
 speed, savings, rows and groups), many names, objects, units and phrasings,
 so a model does not learn one template.
 
-:func:`load_problems` reads ``builtin``, a JSONL file (``question`` and
+:func:`load_problems` reads ``builtin``, ``champ`` (the competition problems
+of the ``champ-dataset`` package), a JSONL file (``question`` and
 ``answer`` per line) or a local Hugging Face dataset folder (GSM8K or MATH
 style: ``question``/``problem`` and ``answer``/``solution``; ``#### 42`` and
 ``\\boxed{42}`` answers are read to ``42``).
@@ -305,6 +306,8 @@ def load_problems(
     """Problems from ``builtin``, a ``.jsonl`` file or a local dataset folder."""
     if spec == "builtin":
         return generate(limit or 1000, seed=seed, levels=levels)
+    if spec == "champ":
+        return _champ(limit)
     path = Path(spec)
     if not path.exists():
         raise FileNotFoundError(
@@ -323,6 +326,22 @@ def load_problems(
         if limit is not None and len(problems) >= limit:
             break
     return problems
+
+
+def _champ(limit: int | None) -> list[Problem]:
+    """CHAMP's competition problems, from the ``champ-dataset`` package's data file."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("champ_dataset")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the champ dataset needs: pip install champ-dataset")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    data = json.loads((folder / "dataset_files" / "v0.json").read_text(encoding="utf-8"))
+    problems = [
+        Problem(str(item["_text"]), str(item["_answer"]), level=0).with_id()
+        for item in data["problems"].values()
+    ]
+    return problems[:limit] if limit is not None else problems
 
 
 def _field(row: dict[str, object], names: Sequence[str]) -> str | None:

@@ -18,17 +18,28 @@ import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
+from edge.batch import BatchModel, relay_batch
 from edge.client import CloudClient
+from edge.fallback import OfflineCloud
 from edge.local_model import TextCodec
-from edge.policies import LearnedPolicy
+from edge.policies import LearnedPolicy, NeverPolicy
 from edge.prompt import ChatFormat, build_prompt
 from edge.record import AnswerRecord
 from edge.relay import ENTROPY, SAMPLE, CallCloud, RelayAnswer, RelayLimits
-from protocol.calls import format_call
+from protocol.calls import format_call, strip_calls
+from protocol.sampling import SamplingParams
 from training.problems import Problem, messages_for
 
-__all__ = ["WarmupExample", "build_warmup", "insert_calls", "label"]
+__all__ = [
+    "WarmupExample",
+    "build_warmup",
+    "entropy_scorer",
+    "insert_calls",
+    "label",
+    "slm_answers",
+]
 
 IGNORE = -100
 
@@ -148,3 +159,41 @@ def _run_without_model(answer: RelayAnswer, cloud: CloudClient) -> AnswerRecord:
             reply = cloud.stream(step.request)
         elif step is SAMPLE or step is ENTROPY:
             raise RuntimeError("a warm-up answer is forced text: nothing should be sampled")
+
+
+def entropy_scorer(model: Any) -> Entropies:
+    """Entropies of a transformers model's next-token distribution along an answer."""
+
+    def score(prompt: Sequence[int], answer: Sequence[int]) -> list[float]:
+        import torch
+
+        ids = torch.tensor([[*prompt, *answer]], device=next(model.parameters()).device)
+        with torch.inference_mode():
+            logits = model(input_ids=ids).logits[0, len(prompt) - 1 : -1].double()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        return (-(logprobs.exp() * logprobs).nansum(dim=-1)).tolist()
+
+    return score
+
+
+def slm_answers(
+    batch: BatchModel,
+    chat: ChatFormat,
+    problems: Sequence[Problem],
+    *,
+    n_ctx: int,
+    max_tokens: int,
+    seed: int = 0,
+    rows: int = 8,
+) -> list[str]:
+    """The SLM's own answers to ``problems`` (alone, sampled at 0.7), commands left out."""
+    answers: list[str] = []
+    limits = RelayLimits(max_calls=0, max_tokens=max_tokens)
+    for start in range(0, len(problems), rows):
+        group = problems[start : start + rows]
+        prompts = [build_prompt(chat, messages_for(p), n_ctx=n_ctx) for p in group]
+        records = relay_batch(batch, OfflineCloud(), NeverPolicy(), prompts, limits=limits,
+                              sampling=SamplingParams(temperature=0.7),
+                              seeds=[seed + start + i for i in range(len(group))])  # fmt: skip
+        answers += [strip_calls(r.text).strip() or p.answer for r, p in zip(records, group)]
+    return answers

@@ -17,12 +17,19 @@ from edge.relay import RelayLimits
 from protocol.calls import strip_calls
 from protocol.sampling import SamplingParams
 from training.config import load_config
-from training.hf_backend import HFChat, HFCodec
+from training.hf_backend import HFBatch, HFChat, HFCodec
 from training.metrics import MetricsLog
 from training.models import LoadedSLM
 from training.problems import Problem, messages_for
 from training.sft import train_sft
-from training.warmup import IGNORE, WarmupExample, build_warmup, insert_calls
+from training.warmup import (
+    IGNORE,
+    WarmupExample,
+    build_warmup,
+    entropy_scorer,
+    insert_calls,
+    slm_answers,
+)
 
 
 def test_commands_go_in_at_character_boundaries_with_a_number(hf_slm: LoadedSLM) -> None:
@@ -113,3 +120,27 @@ def test_sft_overfits_a_tiny_batch(
     assert len(losses) == 12
     assert losses[-1] < 0.5 * losses[0]
     assert (folder / "model.safetensors").is_file()
+
+
+def test_entropy_positions_take_the_most_uncertain_boundary(hf_slm: LoadedSLM) -> None:
+    codec = HFCodec(hf_slm.tokenizer)
+    answer = "Pens in boxes: 3 * 4 = 12.\nThe answer is \\boxed{12}."
+    tokens = codec.tokenize(answer)
+    scores = entropy_scorer(hf_slm.model)([1, 2, 3], tokens)
+    assert len(scores) == len(tokens)
+    assert all(s >= 0 for s in scores)
+    peaked = [0.0] * len(tokens)
+    peaked[5] = 9.0
+    text = insert_calls(answer, codec, random.Random(0), count=1, sizes=[8], entropies=peaked)
+    cut = len(codec.detokenize(tokens[:5]).decode())
+    assert text == answer[:cut] + "<call>8</call>" + answer[cut:]
+
+
+def test_the_slm_can_write_the_answers(
+    hf_slm: LoadedSLM, expert_problems: tuple[list[Problem], Path]
+) -> None:
+    chat = HFChat(hf_slm.tokenizer, template=hf_slm.chat_template)
+    batch = HFBatch(hf_slm.model, hf_slm.tokenizer, n_ctx=1024)
+    answers = slm_answers(batch, chat, expert_problems[0][:3], n_ctx=1024, max_tokens=16)
+    assert len(answers) == 3
+    assert all(answer and "<call>" not in answer for answer in answers)

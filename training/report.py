@@ -1,0 +1,210 @@
+"""Evaluation figures: per-system statistics, the random router's curve, the headline, a plot.
+
+* :func:`summarise` gives each system its accuracy with a 95 % Wilson
+  interval, the pooled call ratio (cloud tokens / answer tokens, over all its
+  answers, as the paper counts it), cloud tokens and dollars per question,
+  tokens per second and latency percentiles.
+* :func:`router_curve` is the query-level random router at routing chance
+  ``p``: each question answered by the cloud alone with probability ``p``,
+  else by the SLM alone. Its expected accuracy and cloud tokens are linear in
+  ``p`` between the two, so the curve comes from the ``slm`` and ``llm`` runs.
+* :func:`headline`: the cloud tokens the learned system saves against that
+  router at equal accuracy, with a bootstrap interval over questions, or a
+  plain statement of why it cannot be told at this size.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from training.evaluate import QuestionResult
+
+__all__ = ["Headline", "SystemSummary", "headline", "plot", "router_curve", "summarise", "wilson"]
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95 % Wilson score interval of a proportion."""
+    if n == 0:
+        return 0.0, 1.0
+    phat = successes / n
+    centre = (phat + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, min(phat, centre - half)), min(1.0, max(phat, centre + half))
+
+
+@dataclass(frozen=True)
+class SystemSummary:
+    """One system over all its questions."""
+
+    system: str
+    questions: int
+    accuracy: float
+    accuracy_low: float
+    accuracy_high: float
+    call_ratio: float
+    calls_per_question: float
+    cloud_tokens_per_question: float
+    usd_per_question: float
+    tokens_per_s: float
+    latency_p50_s: float
+    latency_p95_s: float
+    fallbacks: int
+
+
+def summarise(system: str, rows: Sequence[QuestionResult]) -> SystemSummary:
+    n = len(rows)
+    correct = sum(r.correct for r in rows)
+    low, high = wilson(correct, n)
+    tokens = sum(r.slm_tokens + r.llm_tokens for r in rows)
+    cloud = sum(r.llm_tokens for r in rows)
+    latency = sorted(r.latency_s for r in rows) or [0.0]
+    return SystemSummary(
+        system=system,
+        questions=n,
+        accuracy=correct / n if n else 0.0,
+        accuracy_low=low,
+        accuracy_high=high,
+        call_ratio=cloud / tokens if tokens else 0.0,
+        calls_per_question=sum(r.calls for r in rows) / n if n else 0.0,
+        cloud_tokens_per_question=cloud / n if n else 0.0,
+        usd_per_question=sum(r.cost_usd for r in rows) / n if n else 0.0,
+        tokens_per_s=tokens / sum(latency) if sum(latency) else 0.0,
+        latency_p50_s=statistics.median(latency),
+        latency_p95_s=latency[min(len(latency) - 1, math.ceil(0.95 * len(latency)) - 1)],
+        fallbacks=sum(r.fallbacks for r in rows),
+    )
+
+
+def router_curve(
+    alone: Sequence[QuestionResult], cloud: Sequence[QuestionResult], ps: Sequence[float]
+) -> list[tuple[float, float, float]]:
+    """(p, expected accuracy, expected pooled call ratio) of the random router."""
+    points = []
+    for p in ps:
+        accuracy = (1 - p) * _mean(r.correct for r in alone) + p * _mean(r.correct for r in cloud)
+        cloud_tokens = p * sum(r.llm_tokens for r in cloud)
+        all_tokens = (1 - p) * _tokens(alone) + p * _tokens(cloud)
+        points.append((p, accuracy, cloud_tokens / all_tokens if all_tokens else 0.0))
+    return points
+
+
+def matched_p(
+    alone: Sequence[QuestionResult], cloud: Sequence[QuestionResult], ratio: float
+) -> float:
+    """The routing chance whose expected pooled call ratio equals ``ratio``."""
+    slm, llm = _tokens(alone), _tokens(cloud)
+    share = sum(r.llm_tokens for r in cloud) / llm if llm else 0.0
+    # ratio = p*share*llm / ((1-p)*slm + p*llm)  =>  solve for p
+    denominator = share * llm - ratio * llm + ratio * slm
+    return min(1.0, max(0.0, ratio * slm / denominator)) if denominator > 0 else 1.0
+
+
+@dataclass(frozen=True)
+class Headline:
+    """Cloud tokens the learned system saves against the random router at its accuracy."""
+
+    savings: float | None
+    low: float | None
+    high: float | None
+    statement: str
+
+
+def headline(
+    learned: Sequence[QuestionResult],
+    alone: Sequence[QuestionResult],
+    cloud: Sequence[QuestionResult],
+    *,
+    rounds: int = 2000,
+    seed: int = 0,
+) -> Headline:
+    """The savings at equal accuracy, with a 95 % bootstrap interval over questions."""
+    point = _savings(learned, alone, cloud)
+    if point is None:
+        reason = ("not defined: the learned system is not more accurate than the SLM alone, "
+                  "or the cloud is not more accurate than the SLM")  # fmt: skip
+        return Headline(None, None, None, reason)
+    by_id = {r.id: r for r in learned}
+    paired = [(by_id[a.id], a, c) for a, c in zip(alone, cloud, strict=True) if a.id in by_id]
+    rng = random.Random(seed)
+    samples = []
+    for _ in range(rounds):
+        pick = [paired[rng.randrange(len(paired))] for _ in paired]
+        value = _savings([p[0] for p in pick], [p[1] for p in pick], [p[2] for p in pick])
+        if value is not None:
+            samples.append(value)
+    samples.sort()
+    if len(samples) < rounds * 0.9:
+        return Headline(point, None, None, f"{point:.0%} fewer cloud tokens at equal accuracy; "
+                        "not significant at this size (too few questions to bound it)")  # fmt: skip
+    low, high = samples[int(0.025 * len(samples))], samples[int(0.975 * len(samples)) - 1]
+    verdict = "" if low > 0 else "; not significant at this size"
+    return Headline(point, low, high, f"{point:.0%} fewer cloud tokens than the random router at "
+                    f"equal accuracy (95 % interval {low:.0%} to {high:.0%}){verdict}")  # fmt: skip
+
+
+def _savings(
+    learned: Sequence[QuestionResult],
+    alone: Sequence[QuestionResult],
+    cloud: Sequence[QuestionResult],
+) -> float | None:
+    a_slm, a_llm = _mean(r.correct for r in alone), _mean(r.correct for r in cloud)
+    a_learned = _mean(r.correct for r in learned)
+    if a_llm <= a_slm or a_learned <= a_slm:
+        return None
+    p = min(1.0, (a_learned - a_slm) / (a_llm - a_slm))
+    router_tokens = p * _mean(r.llm_tokens for r in cloud)
+    if router_tokens <= 0:
+        return None
+    return 1.0 - _mean(r.llm_tokens for r in learned) / router_tokens
+
+
+def _mean(values: object) -> float:
+    items = list(values)  # type: ignore[call-overload]
+    return sum(items) / len(items) if items else 0.0
+
+
+def _tokens(rows: Sequence[QuestionResult]) -> int:
+    return sum(r.slm_tokens + r.llm_tokens for r in rows)
+
+
+def write_csv(summaries: Sequence[SystemSummary], path: Path) -> Path:
+    with path.open("w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=list(asdict(summaries[0])))
+        writer.writeheader()
+        writer.writerows(asdict(s) for s in summaries)
+    return path
+
+
+def plot(
+    summaries: Sequence[SystemSummary],
+    curves: dict[str, list[tuple[float, float, float]]],
+    path: Path,
+    *,
+    title: str,
+) -> Path:
+    """Accuracy against the pooled call ratio: systems as points, sweeps as curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for name, points in curves.items():
+        axis.plot([p[2] for p in points], [p[1] for p in points], marker=".", alpha=0.6, label=name)
+    for s in summaries:
+        error = [[s.accuracy - s.accuracy_low], [s.accuracy_high - s.accuracy]]
+        axis.errorbar([s.call_ratio], [s.accuracy], yerr=error, fmt="o", capsize=4, label=s.system)
+    axis.set(xlabel="call ratio (cloud tokens / all answer tokens)", ylabel="accuracy",
+             xlim=(-0.02, 1.02), ylim=(0, 1), title=title)  # fmt: skip
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
