@@ -8,6 +8,7 @@ from protocol.calls import (
     CALL_OPEN,
     CallCommand,
     CallScanner,
+    cloud_view,
     format_call,
     parse_calls,
     split_calls,
@@ -27,6 +28,7 @@ from protocol.errors import (
     UpstreamError,
 )
 from protocol.events import RelayEvent, parse_event
+from protocol.sampling import SamplingParams
 
 __all__ = [
     "CALL_CLOSE",
@@ -44,7 +46,9 @@ __all__ = [
     "RelayError",
     "RelayEvent",
     "RequestError",
+    "SamplingParams",
     "UpstreamError",
+    "cloud_view",
     "format_call",
     "parse_calls",
     "parse_event",
