@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from cloud.settings import CloudSettings
 
@@ -66,9 +67,8 @@ def serve(
     log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
 ) -> None:
     """Serve /v1/completions, /v1/chat/completions, /v1/models and /health."""
-    import uvicorn
-
-    from cloud.app import create_app
+    from cloud.app import build_engine, create_app
+    from edge.openai_compat.server import serve_app
     from protocol.errors import RelayError
 
     settings = _settings(
@@ -90,8 +90,12 @@ def serve(
     )
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
-        application = create_app(settings)
-        uvicorn.run(application, host=settings.host, port=settings.port, log_level=log_level)
+        engine = build_engine(settings)  # loaded before serving: a bad model is one clear line
+        serve_app(create_app(settings, engine=engine), settings.host, settings.port,
+                  announce=lambda url: err.print(f"relay-cloud serving {engine.model_id} on "
+                                                 f"{url}/v1"), log_level=log_level)  # fmt: skip
     except RelayError as exc:
-        err.print(f"[red]error:[/red] {exc.message}")
+        err.print(f"[red]error:[/red] {escape(exc.message)}")
         raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None

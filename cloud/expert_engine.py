@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cloud.engine import Delta, Generation
-from cloud.stops import StopMatcher
 from protocol.errors import InvalidRequest, ModelUnavailable
+from protocol.stops import StopMatcher
 from protocol.wire import ChatMessage, Usage
 
 __all__ = ["ExpertEngine"]

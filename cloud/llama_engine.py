@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from cloud.engine import Delta, Generation
-from cloud.stops import StopMatcher
 from edge.llama import LlamaChat, LlamaModel, iterate_in_thread
 from protocol.errors import ContextOverflow
+from protocol.stops import StopMatcher
 from protocol.wire import ChatMessage, FinishReason, Usage
 
 __all__ = ["LlamaEngine"]

@@ -44,9 +44,11 @@ Response = JSONResponse | StreamingResponse
 
 def _generation(request: CompletionRequest | ChatCompletionRequest) -> Generation:
     sampling = SamplingParams(
-        temperature=request.temperature, top_p=request.top_p, seed=request.seed
+        temperature=1.0 if request.temperature is None else request.temperature,
+        top_p=1.0 if request.top_p is None else request.top_p,
+        seed=request.seed,
     )
-    return Generation(sampling, request.max_tokens, request.stop_sequences)
+    return Generation(sampling, request.token_limit, request.stop_sequences)
 
 
 def _check_model(engine: Engine, request: CompletionRequest | ChatCompletionRequest) -> None:

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edge.openai_compat.server import is_loopback
+from protocol.errors import SetupError
 
 __all__ = ["CloudSettings"]
 
@@ -80,6 +81,10 @@ class CloudSettings(BaseSettings):
         """Keys from settings and the keys file (blank lines and ``#`` comments skipped)."""
         keys = [k.get_secret_value() for k in self.api_keys]
         if self.api_keys_file is not None:
-            lines = self.api_keys_file.read_text(encoding="utf-8").splitlines()
+            try:
+                lines = self.api_keys_file.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                where = self.api_keys_file
+                raise SetupError(f"cannot read the API keys file {where}: {exc}") from exc
             keys += [line.strip() for line in lines if line.strip() and not line.startswith("#")]
         return tuple(keys)

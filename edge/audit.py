@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from edge.client import CloudClient, CloudItem, CloudRequest
+from protocol.errors import SetupError
 
 __all__ = ["AuditedCloud"]
 
@@ -35,6 +36,11 @@ class AuditedCloud:
         self.endpoint = endpoint
         self.full_text = full_text
         self._lock = threading.Lock()
+        try:  # fail now, with the path, rather than in the middle of an answer
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.open("a", encoding="utf-8").close()
+        except OSError as exc:
+            raise SetupError(f"cannot write the audit log at {path}: {exc}") from exc
 
     def stream(self, request: CloudRequest) -> Iterator[CloudItem]:
         self._write(request)

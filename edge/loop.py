@@ -42,18 +42,26 @@ class RelayLoop:
         self.record: AnswerRecord | None = None
 
     def run(
-        self, prompt: RelayPrompt, *, prefix: str = "", seed: int | None = None
+        self,
+        prompt: RelayPrompt,
+        *,
+        prefix: str = "",
+        seed: int | None = None,
+        sampling: SamplingParams | None = None,
+        limits: RelayLimits | None = None,
     ) -> Iterator[RelayEvent]:
         """Answer ``prompt``; ``prefix`` is answer text taken as the SLM's own (commands act).
 
-        ``seed`` (default: the sampling seed) seeds the SLM and, per call, the cloud.
+        ``seed`` (default: the sampling seed) seeds the SLM and, per call, the cloud;
+        ``sampling`` and ``limits`` replace the loop's own for this answer.
         """
-        seed = self.sampling.seed if seed is None else seed
-        answer = RelayAnswer(prompt, self.model, self.policy, limits=self.limits,
+        sampling = sampling or self.sampling
+        seed = sampling.seed if seed is None else seed
+        answer = RelayAnswer(prompt, self.model, self.policy, limits=limits or self.limits,
                              n_ctx=self.model.n_ctx, seed=seed, prefix=prefix)  # fmt: skip
         self.record = answer.record
         self.model.sync(prompt.tokens, exact=seed is not None)
-        sampler = self.model.sampler(replace(self.sampling, seed=seed))
+        sampler = self.model.sampler(replace(sampling, seed=seed))
         steps = answer.steps()
         try:
             reply = None

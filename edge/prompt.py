@@ -57,12 +57,23 @@ class RelayPrompt:
     cloud_messages: tuple[ChatMessage, ...]
     stops: tuple[str, ...] = ()
     dropped: int = 0
+    continues: bool = False
 
 
 def build_prompt(
-    chat: ChatFormat, messages: Sequence[Message], *, n_ctx: int, reserve: int = 1
+    chat: ChatFormat,
+    messages: Sequence[Message],
+    *,
+    n_ctx: int,
+    reserve: int = 1,
+    continue_final: bool = False,
 ) -> RelayPrompt:
-    """The prompt for ``messages``, leaving at least ``reserve`` tokens for the answer."""
+    """The prompt for ``messages``, leaving at least ``reserve`` tokens for the answer.
+
+    With ``continue_final`` (and a final assistant message) the answer continues
+    that message instead of starting a new turn.
+    """
+    continue_final = continue_final and messages[-1:] != [] and messages[-1]["role"] == "assistant"
     if not messages:
         raise ValueError("a prompt needs at least one message")
     system = [m for m in messages[:1] if m["role"] == "system"]
@@ -70,7 +81,7 @@ def build_prompt(
     dropped = 0
     while True:
         kept = [*system, *turns]
-        tokens = chat.encode(chat.render(kept))
+        tokens = chat.encode(chat.render(kept, continue_final=continue_final))
         if len(tokens) + reserve <= n_ctx:
             break
         if len(turns) <= 1:
@@ -82,8 +93,9 @@ def build_prompt(
     cleaned = [{"role": m["role"], "content": cloud_view(m["content"])} for m in kept]
     return RelayPrompt(
         tokens=tuple(tokens),
-        cloud_text=chat.render(cleaned),
+        cloud_text=chat.render(cleaned, continue_final=continue_final),
         cloud_messages=tuple(ChatMessage.model_validate(m) for m in cleaned),
         stops=chat.markers(),
         dropped=dropped,
+        continues=continue_final,
     )

@@ -49,6 +49,7 @@ class AnswerRecord:
     calls: list[CallRecord] = field(default_factory=list)
     finish_reason: FinishReason | None = None
     end_token: int | None = None
+    note: str = ""
     wall_s: float = 0.0
 
     @property
@@ -79,4 +80,5 @@ class AnswerRecord:
             call_ratio=self.call_ratio,
             cost_usd=self.cost_usd,
             wall_s=self.wall_s,
+            note=self.note,
         )

@@ -95,11 +95,18 @@ _Steps = Generator[Step, Any, None]
 @dataclass(frozen=True)
 class RelayLimits:
     """``max_calls``: calls per answer (4 = the method's 5 SLM turns; a later command is
-    skipped); ``max_tokens``: answer tokens from both models; ``max_call_tokens``: cap on N."""
+    skipped); ``max_tokens``: answer tokens from both models; ``max_call_tokens``: cap on N;
+    ``repeat_guard``: end the answer when one stretch of tokens (``GUARD_SPAN`` or more in
+    all) has repeated this many times in a row (0: never)."""
 
     max_calls: int = 4
     max_tokens: int = 8192
     max_call_tokens: int = DEFAULT_MAX_CALL_TOKENS
+    repeat_guard: int = 0
+
+
+GUARD_SPAN = 32
+GUARD_PERIOD = 64
 
 
 class RelayAnswer:
@@ -188,6 +195,11 @@ class RelayAnswer:
                 yield from self._call(segment.n, min(granted, self._left()))
                 return
         yield from self._append([token], local=True)
+        guard = self.limits.repeat_guard
+        if guard and (period := _repeating(self.record.tokens, guard)):
+            self.record.note = f"stopped: the same {period} tokens repeated {guard} times"
+            yield from self._finish("length")
+            return
         if self._decoder.getstate()[0]:
             self._unsettled.append(token)
             self._unsettled_text += piece
@@ -288,11 +300,16 @@ class RelayAnswer:
         answer = cloud_view(self.record.text)
         prompt = self.prompt
         index = len(self.record.calls) + 1
+        earlier = prompt.cloud_messages
+        if prompt.continues:  # the answer goes on from the final assistant message
+            earlier, answer_message = earlier[:-1], earlier[-1].content + answer
+        else:
+            answer_message = answer
         return CloudRequest(
             call_id=f"call-{self.record.answer_id}-{index}",
             answer_id=self.record.answer_id,
             prompt=prompt.cloud_text + answer,
-            messages=(*prompt.cloud_messages, ChatMessage(role="assistant", content=answer)),
+            messages=(*earlier, ChatMessage(role="assistant", content=answer_message)),
             max_tokens=granted,
             context_tokens=len(prompt.tokens) + len(self.record.tokens),
             seed=None if self.seed is None else (self.seed + index) % 2**32,
@@ -332,6 +349,21 @@ class RelayAnswer:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._unsettled: list[int] = []
         self._unsettled_text = ""
+
+
+def _repeating(tokens: list[int], times: int) -> int | None:
+    """The period of a stretch the answer ends with ``times`` times in a row, if any."""
+    end = len(tokens)
+    last = tokens[-1]
+    for period in range(max(1, -(-GUARD_SPAN // times)), GUARD_PERIOD + 1):
+        if period * times > end:
+            return None
+        if tokens[end - 1 - period] != last:
+            continue
+        tail = tokens[end - period * times :]
+        if tail == tail[:period] * times:
+            return period
+    return None
 
 
 def _prefix_turns(prefix: str) -> list[str]:

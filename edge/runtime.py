@@ -85,11 +85,22 @@ def load_slm(settings: EdgeSettings) -> LlamaModel:
 
 
 class Relay:
-    """The relay as the CLI and servers use it: the loop plus the SLM's chat format."""
+    """The relay as the CLI and servers use it: the loop, the SLM's chat format, the settings."""
 
-    def __init__(self, loop: RelayLoop, chat: LlamaChat) -> None:
+    def __init__(self, loop: RelayLoop, chat: LlamaChat, settings: EdgeSettings) -> None:
         self.loop = loop
         self.chat = chat
+        self.settings = settings
+
+    @property
+    def breaker_state(self) -> str:
+        """The circuit breaker's state (``closed``, ``open``, ``half-open``), or ``none``."""
+        cloud: object = self.loop.cloud
+        while cloud is not None:
+            if isinstance(cloud, CircuitBreaker):
+                return cloud.state
+            cloud = getattr(cloud, "inner", None)
+        return "none"
 
     @property
     def model(self) -> LlamaModel:
@@ -100,18 +111,29 @@ class Relay:
         """The latest answer's record."""
         return self.loop.record
 
-    def prompt(self, messages: Sequence[Mapping[str, str]]) -> RelayPrompt:
+    def prompt(
+        self, messages: Sequence[Mapping[str, str]], *, continue_final: bool = False
+    ) -> RelayPrompt:
         """The prompt for ``messages``, oldest turns dropped if the conversation outgrew the
-        context (room is kept for a quarter of the context or ``max_tokens``, the smaller)."""
+        context (room is kept for a quarter of the context or ``max_tokens``, the smaller).
+        With ``continue_final`` a final assistant message is continued, not answered."""
         n_ctx = self.model.n_ctx
         reserve = min(self.loop.limits.max_tokens, n_ctx // 4)
-        return build_prompt(self.chat, messages, n_ctx=n_ctx, reserve=reserve)
+        return build_prompt(
+            self.chat, messages, n_ctx=n_ctx, reserve=reserve, continue_final=continue_final
+        )
 
     def answer(
-        self, prompt: RelayPrompt, *, prefix: str = "", seed: int | None = None
+        self,
+        prompt: RelayPrompt,
+        *,
+        prefix: str = "",
+        seed: int | None = None,
+        sampling: SamplingParams | None = None,
+        limits: RelayLimits | None = None,
     ) -> Iterator[RelayEvent]:
         """Events of one answer to ``prompt`` (see :meth:`RelayLoop.run`)."""
-        return self.loop.run(prompt, prefix=prefix, seed=seed)
+        return self.loop.run(prompt, prefix=prefix, seed=seed, sampling=sampling, limits=limits)
 
 
 def build_relay(
@@ -128,10 +150,18 @@ def build_relay(
         max_calls=settings.max_calls,
         max_tokens=settings.max_tokens,
         max_call_tokens=settings.max_call_tokens,
+        repeat_guard=settings.repeat_guard,
     )
-    sampling = SamplingParams(temperature=settings.temperature, seed=settings.seed)
+    sampling = SamplingParams(
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        seed=settings.seed,
+        repeat_penalty=settings.repeat_penalty,
+        presence_penalty=settings.presence_penalty,
+        penalty_last_n=settings.repeat_last_n,
+    )
     model = model or load_slm(settings)
     loop = RelayLoop(
         model, cloud or build_cloud(settings), policy, limits=limits, sampling=sampling
     )
-    return Relay(loop, LlamaChat(model, enable_thinking=settings.enable_thinking))
+    return Relay(loop, LlamaChat(model, enable_thinking=settings.enable_thinking), settings)

@@ -1,24 +1,40 @@
-"""``relay serve``: the relay behind a local OpenAI-compatible chat endpoint.
+"""``relay serve``: the relay behind a local OpenAI-compatible chat endpoint, and a page.
 
-Existing assistants and the openai SDK use the relay unchanged through
-``POST /v1/chat/completions`` (streamed or not) and ``GET /v1/models``. Each
-streamed chunk says which model wrote its text in the extension field
-``choices[].delta.relay_source`` (``slm`` or ``llm``). One SLM serves one
-answer at a time; other requests wait their turn on its worker thread.
+* ``POST /v1/chat/completions``: the usual parameters are honoured
+  (``max_tokens``/``max_completion_tokens``, ``stop``, ``temperature``, ``top_p``,
+  ``seed``, ``stream_options.include_usage``); a final assistant message is
+  continued unless ``continue_final_message`` is false. Each streamed chunk says
+  which model wrote its text (``delta.relay_source``) and calls appear as
+  ``delta.relay_call``; usage carries ``relay`` details (SLM and cloud tokens,
+  calls, cost). A prompt that does not fit is a 400 before the stream starts.
+* One SLM answers one request at a time; others wait in arrival order, at most
+  ``max_waiting`` of them (then 429 with ``Retry-After``). A client that goes
+  away frees its place and stops its answer at once.
+* ``GET /v1/models``, ``GET /health`` (the cloud's reachability and the
+  breaker), ``GET /v1/relay/status`` (spend against the caps) and ``GET /``: a
+  chat page that shows SLM and cloud text in two colours, each call, and a meter.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from importlib import resources
+from typing import Any
 
+import httpx
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
 from edge.llama import iterate_in_thread
-from edge.openai_compat.server import add_error_handlers, event_stream
+from edge.openai_compat.server import add_error_handlers, event_stream, serve_app
 from edge.runtime import Relay
-from protocol.events import DoneEvent, RelayEvent, TextEvent
+from protocol.errors import Overloaded
+from protocol.events import CallFinished, CallSkipped, CallStarted, DoneEvent, RelayEvent, TextEvent
+from protocol.stops import StopMatcher
 from protocol.wire import (
     SSE_DONE,
     ChatChoice,
@@ -30,33 +46,140 @@ from protocol.wire import (
     ChatMessage,
     ModelCard,
     ModelList,
+    RelayCall,
+    RelayDetails,
     Usage,
     encode_sse,
     new_id,
 )
 
-__all__ = ["SERVED_MODEL", "create_edge_app"]
+__all__ = ["SERVED_MODEL", "create_edge_app", "serve_app"]
 
 SERVED_MODEL = "relayllm"
 
 
-def create_edge_app(relay: Relay) -> FastAPI:
+class EdgeService:
+    """The relay behind the routes: one model on one worker thread, a bounded queue."""
+
+    def __init__(self, relay: Relay, *, max_waiting: int = 8) -> None:
+        self.relay = relay
+        self.max_waiting = max_waiting
+        self.in_flight = 0
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay")
+        self.answers = self.calls = self.cloud_tokens = 0
+        self.spent_usd = 0.0
+
+    async def answer(self, request: ChatCompletionRequest) -> AsyncIterator[RelayEvent]:
+        """Admit ``request`` (or refuse it: 429), build its prompt (or refuse it: 400), and
+        return its events; they come from the model's thread, in the order requests came."""
+        if self.in_flight > self.max_waiting:
+            raise Overloaded(f"{self.in_flight - 1} answers are waiting; try again shortly",
+                             retry_after_s=5.0)  # fmt: skip
+        self.in_flight += 1
+        try:
+            messages = [m.model_dump() for m in request.messages]
+            continue_final = request.continues_final_message
+            prompt = await asyncio.to_thread(self.relay.prompt, messages,
+                                             continue_final=continue_final)  # fmt: skip
+        except BaseException:
+            self.in_flight -= 1
+            raise
+        loop = self.relay.loop
+        asked = {"temperature": request.temperature, "top_p": request.top_p, "seed": request.seed}
+        sampling = replace(loop.sampling, **{k: v for k, v in asked.items() if v is not None})
+        limits = loop.limits
+        if request.token_limit is not None:
+            limits = replace(limits, max_tokens=min(limits.max_tokens, request.token_limit))
+        events = iterate_in_thread(
+            self.worker, lambda: self.relay.answer(prompt, sampling=sampling, limits=limits)
+        )
+        return self._counted(self._stopped(events, request.stop_sequences))
+
+    async def _stopped(
+        self, events: AsyncIterator[RelayEvent], stops: tuple[str, ...]
+    ) -> AsyncIterator[RelayEvent]:
+        """The answer, ended at the first of ``stops`` in its text (which is not shown)."""
+        matcher = StopMatcher(stops)
+        held: list[TextEvent] = []
+        try:
+            async for event in events:
+                if not isinstance(event, TextEvent) or not stops:
+                    if isinstance(event, DoneEvent):
+                        for piece in _release(held, matcher.flush()):
+                            yield piece
+                    yield event
+                    continue
+                held.append(event)
+                text, hit = matcher.feed(event.text)
+                for piece in _release(held, text):
+                    yield piece
+                if hit:
+                    await events.aclose()  # type: ignore[attr-defined]  # stops the model
+                    record = self.relay.record
+                    assert record is not None
+                    yield record.done_event().model_copy(update={"finish_reason": "stop"})
+                    return
+        finally:
+            await events.aclose()  # type: ignore[attr-defined]
+
+    async def _counted(self, events: AsyncIterator[RelayEvent]) -> AsyncIterator[RelayEvent]:
+        try:
+            async for event in events:
+                if isinstance(event, DoneEvent):
+                    self.answers += 1
+                    self.calls += event.calls
+                    self.cloud_tokens += event.llm_tokens
+                    self.spent_usd += event.cost_usd
+                yield event
+        finally:
+            self.in_flight -= 1
+            await events.aclose()  # type: ignore[attr-defined]
+
+
+def _release(held: list[TextEvent], text: str) -> list[TextEvent]:
+    """Take ``text`` off the front of the held pieces, keeping who wrote each part."""
+    out = []
+    while text and held:
+        first = held[0]
+        part = first.text[: len(text)]
+        out.append(TextEvent(source=first.source, text=part, n_tokens=first.n_tokens))
+        text = text[len(part) :]
+        if len(part) == len(first.text):
+            held.pop(0)
+        else:
+            held[0] = TextEvent(source=first.source, text=first.text[len(part) :])
+    return out
+
+
+def create_edge_app(relay: Relay, *, max_waiting: int = 8) -> FastAPI:
     """An app answering chat completions with ``relay``."""
     app = FastAPI(title="relayllm edge")
-    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay")
+    service = EdgeService(relay, max_waiting=max_waiting)
+    app.state.service = service
     add_error_handlers(app)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> str:
+        return resources.files("edge").joinpath("static/index.html").read_text(encoding="utf-8")
 
     @app.get("/v1/models")
     async def models() -> ModelList:
-        return ModelList(data=[ModelCard(id=SERVED_MODEL)])
+        return ModelList(data=[ModelCard(id=SERVED_MODEL, relay=_models(relay))])
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", **_models(relay), "cloud": await _cloud_health(relay)}
+
+    @app.get("/v1/relay/status")
+    async def status() -> dict[str, Any]:
+        return await asyncio.to_thread(_status, service)
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat(body: ChatCompletionRequest) -> JSONResponse | StreamingResponse:
-        messages = [m.model_dump() for m in body.messages]
-        events = iterate_in_thread(worker, lambda: relay.answer(relay.prompt(messages)))
+        events = await service.answer(body)
         rid = new_id("chatcmpl")
         if body.stream:
-            return event_stream(_chunks(rid, events))
+            return event_stream(_chunks(rid, events, body.include_usage))
         text, done = "", None
         async for event in events:
             if isinstance(event, TextEvent):
@@ -67,14 +190,22 @@ def create_edge_app(relay: Relay) -> FastAPI:
         choice = ChatChoice(
             message=ChatMessage(role="assistant", content=text), finish_reason=done.finish_reason
         )
-        usage = Usage.of(done.prompt_tokens, done.slm_tokens + done.llm_tokens)
-        reply = ChatCompletion(id=rid, model=SERVED_MODEL, choices=[choice], usage=usage)
+        reply = ChatCompletion(id=rid, model=SERVED_MODEL, choices=[choice], usage=_usage(done))
         return JSONResponse(reply.model_dump(exclude_none=True))
 
     return app
 
 
-async def _chunks(rid: str, events: AsyncIterator[RelayEvent]) -> AsyncIterator[bytes]:
+def _usage(done: DoneEvent) -> Usage:
+    usage = Usage.of(done.prompt_tokens, done.slm_tokens + done.llm_tokens)
+    details = RelayDetails(slm_tokens=done.slm_tokens, llm_tokens=done.llm_tokens,
+                           calls=done.calls, cost_usd=done.cost_usd)  # fmt: skip
+    return usage.model_copy(update={"relay": details})
+
+
+async def _chunks(
+    rid: str, events: AsyncIterator[RelayEvent], include_usage: bool
+) -> AsyncIterator[bytes]:
     def chunk(delta: ChatDelta, finish: str | None = None) -> bytes:
         choice = ChatChunkChoice(delta=delta, finish_reason=finish)  # type: ignore[arg-type]
         return encode_sse(ChatCompletionChunk(id=rid, model=SERVED_MODEL, choices=[choice]))
@@ -82,8 +213,63 @@ async def _chunks(rid: str, events: AsyncIterator[RelayEvent]) -> AsyncIterator[
     yield chunk(ChatDelta(role="assistant", content=""))
     async for event in events:
         if isinstance(event, TextEvent) and event.text:
-            source = "llm" if event.source == "llm" else "slm"
-            yield chunk(ChatDelta(content=event.text, relay_source=source))
+            yield chunk(ChatDelta(content=event.text, relay_source=event.source))
+        elif (call := _call_of(event)) is not None:
+            yield chunk(ChatDelta(relay_call=call))
         elif isinstance(event, DoneEvent):
             yield chunk(ChatDelta(), event.finish_reason)
+            if include_usage:
+                usage = _usage(event)
+                yield encode_sse(ChatCompletionChunk(id=rid, model=SERVED_MODEL, choices=[],
+                                                     usage=usage))  # fmt: skip
     yield SSE_DONE
+
+
+def _call_of(event: RelayEvent) -> RelayCall | None:
+    if isinstance(event, CallStarted):
+        return RelayCall(call_id=event.call_id, requested=event.requested, granted=event.granted)
+    if isinstance(event, CallFinished):
+        return RelayCall(call_id=event.call_id, outcome=event.outcome, tokens=event.tokens,
+                         reason=event.note)  # fmt: skip
+    if isinstance(event, CallSkipped):
+        return RelayCall(requested=event.requested, outcome="skipped", reason=event.reason)
+    return None
+
+
+def _models(relay: Relay) -> dict[str, str]:
+    settings = relay.settings
+    cloud = "offline" if settings.offline else settings.cloud_model or "(the endpoint's first)"
+    return {"slm": relay.model.path.name, "cloud_model": cloud, "cloud_url": settings.cloud_url}
+
+
+async def _cloud_health(relay: Relay) -> dict[str, Any]:
+    if relay.settings.offline:
+        return {"reachable": False, "breaker": "offline"}
+    key = relay.settings.cloud_key
+    headers = {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
+    started = time.monotonic()
+    try:
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            answer = await client.get(f"{relay.settings.cloud_url.rstrip('/')}/models",
+                                      headers=headers)  # fmt: skip
+        reachable, detail = answer.status_code < 500, f"answered {answer.status_code}"
+    except httpx.HTTPError as exc:
+        reachable, detail = False, f"{type(exc).__name__}"
+    return {"reachable": reachable, "detail": detail, "breaker": relay.breaker_state,
+            "latency_ms": round((time.monotonic() - started) * 1000, 1)}  # fmt: skip
+
+
+def _status(service: EdgeService) -> dict[str, Any]:
+    from edge.ledger import Ledger
+
+    settings = service.relay.settings
+    caps = settings.caps.model_dump()
+    spend = {}
+    if not settings.offline:
+        ledger = Ledger(settings.resolved_ledger_path())
+        for period in ("day", "month"):
+            used = ledger.spend(period)
+            spend[period] = {"tokens": used.tokens, "usd": used.usd, "calls": used.calls}
+    session = {"answers": service.answers, "calls": service.calls,
+               "cloud_tokens": service.cloud_tokens, "usd": service.spent_usd}  # fmt: skip
+    return {"session": session, "spend": spend, "caps": caps, "waiting": service.in_flight}

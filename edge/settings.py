@@ -74,6 +74,15 @@ class EdgeSettings(BaseSettings):
     n_ctx: int = Field(8192, ge=512, le=262144, description="SLM context window.")
     n_threads: int | None = Field(None, ge=1, le=512, description="CPU threads (default: all).")
     temperature: float = Field(0.7, ge=0, le=2, description="SLM sampling temperature.")
+    top_p: float = Field(1.0, gt=0, le=1, description="SLM nucleus sampling (1: off).")
+    repeat_penalty: float = Field(
+        1.1, ge=1, le=2, description="Penalty on tokens the SLM drew lately (1: off)."
+    )
+    presence_penalty: float = Field(0.0, ge=0, le=2, description="Penalty on any drawn token.")
+    repeat_last_n: int = Field(64, ge=0, le=4096, description="Tokens the penalties look back.")
+    repeat_guard: int = Field(
+        4, ge=0, le=100, description="End an answer whose tail repeats this often (0: never)."
+    )
     seed: int | None = Field(None, ge=0, lt=2**32, description="Seed for reproducible answers.")
     system_prompt: str | None = Field(None, description="System message for every conversation.")
 
@@ -93,7 +102,7 @@ class EdgeSettings(BaseSettings):
         le=1000,
         description="Calls per answer (4 = the method's 5 SLM turns); later commands are skipped.",
     )
-    max_tokens: int = Field(8192, ge=1, le=262144, description="Most tokens in one answer.")
+    max_tokens: int = Field(512, ge=1, le=262144, description="Most tokens in one answer.")
     max_call_tokens: int = Field(8192, ge=1, description="Cap on N in one command.")
 
     cloud_url: str = Field("http://127.0.0.1:8300/v1", description="OpenAI-compatible base URL.")
@@ -122,6 +131,9 @@ class EdgeSettings(BaseSettings):
     )
     audit_full_text: bool = Field(False, description="Audit log keeps the full text sent.")
     audit_path: Path | None = Field(None, description="Audit log (default: data dir).")
+    max_waiting: int = Field(
+        8, ge=0, le=1000, description="relay serve: requests that may wait (then 429)."
+    )
 
     @classmethod
     def settings_customise_sources(

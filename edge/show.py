@@ -1,47 +1,95 @@
-"""Printing relay events for people (coloured by source, one summary line) or as JSON lines."""
+"""Printing relay events for people, or as JSON lines.
+
+The answer goes to stdout (cloud text in another colour); what a person should
+notice but is not the answer goes to stderr, styled: a cloud call that failed
+and why, a budget that cut or refused a call, a command that was skipped. The
+summary line counts calls by outcome.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 from rich.console import Console
+from rich.markup import escape
 
-from protocol.events import DoneEvent, FallbackEvent, RelayEvent, TextEvent
+from protocol.events import (
+    BudgetEvent,
+    CallFinished,
+    CallSkipped,
+    DoneEvent,
+    FallbackEvent,
+    RelayEvent,
+    TextEvent,
+)
 
-__all__ = ["AnswerPrinter", "summary_line"]
+__all__ = ["CLOUD_STYLE", "AnswerPrinter", "summary_line"]
 
 CLOUD_STYLE = "bold cyan"
+SKIPPED = {
+    "zero": "asks for no tokens",
+    "empty": "has no number",
+    "policy": "the policy does not call",
+    "limit": "the answer's call limit is reached",
+    "no room": "no token is left in the answer",
+}
 
 
-def summary_line(done: DoneEvent) -> str:
+def summary_line(done: DoneEvent, outcomes: Counter[str]) -> str:
     tokens = done.slm_tokens + done.llm_tokens
     rate = tokens / done.wall_s if done.wall_s > 0 else 0.0
+    calls = ", ".join(
+        f"{outcomes[o]} {label}"
+        for o, label in (("ok", "ok"), ("fallback", "failed"), ("refused", "refused"))
+        if outcomes[o]
+    )
+    note = f" · {done.note}" if done.note else ""
     return (
-        f"calls {done.calls} · call ratio {done.call_ratio:.1%} · cost ${done.cost_usd:.4f} · "
-        f"{tokens} tokens in {done.wall_s:.1f} s ({rate:.0f} tok/s)"
+        f"calls {calls or '0'} · call ratio {done.call_ratio:.1%} · cost ${done.cost_usd:.4f} · "
+        f"{tokens} tokens in {done.wall_s:.1f} s ({rate:.0f} tok/s){note}"
     )
 
 
 class AnswerPrinter:
-    """Streams an answer to a console as its events arrive."""
+    """Streams an answer to ``out`` as its events arrive; notes go to ``notes``."""
 
-    def __init__(self, console: Console, *, as_json: bool = False) -> None:
-        self.console = console
+    def __init__(
+        self, out: Console, *, notes: Console | None = None, as_json: bool = False
+    ) -> None:
+        self.out = out
+        self.notes = notes or Console(stderr=True)
         self.as_json = as_json
+        self.outcomes: Counter[str] = Counter()
 
     def show(self, events: Iterable[RelayEvent]) -> DoneEvent | None:
+        """Print every event; return the summary (``None`` if the answer was cut short)."""
+        self.outcomes = Counter()
         done = None
         for event in events:
+            if isinstance(event, CallFinished):
+                self.outcomes[event.outcome] += 1
             if self.as_json:
-                self.console.out(event.model_dump_json(), highlight=False)
+                self.out.out(event.model_dump_json(), highlight=False)
             elif isinstance(event, TextEvent):
                 style = CLOUD_STYLE if event.source == "llm" else None
-                self.console.out(event.text, style=style, end="", highlight=False)
-            elif isinstance(event, FallbackEvent):
-                self.console.out(f" [cloud skipped: {event.reason}] ", style="yellow", end="")
+                self.out.out(event.text, style=style, end="", highlight=False)
+            else:
+                self._note(event)
             if isinstance(event, DoneEvent):
                 done = event
                 if not self.as_json:
-                    self.console.out("")
-                    self.console.print(summary_line(event), style="dim", highlight=False)
+                    self.out.out("")
+                    self.out.print(summary_line(event, self.outcomes), style="dim", highlight=False)
         return done
+
+    def _note(self, event: RelayEvent) -> None:
+        if isinstance(event, FallbackEvent):
+            kept = f" (kept {event.kept_tokens} cloud tokens)" if event.kept_tokens else ""
+            self.notes.print(f"\n[yellow]cloud call failed{kept}:[/yellow] {escape(event.reason)}")
+        elif isinstance(event, BudgetEvent):
+            action = "refused" if event.granted == 0 else f"cut to {event.granted} tokens"
+            self.notes.print(f"\n[yellow]budget:[/yellow] call {action} ({escape(event.reason)})")
+        elif isinstance(event, CallSkipped):
+            self.notes.print(f"[dim]command {escape(event.raw or str(event.requested))} "
+                             f"skipped: {SKIPPED[event.reason]}[/dim]")  # fmt: skip

@@ -8,11 +8,14 @@
     │   ├── ContextOverflow        400: prompt longer than the model's context
     │   ├── AuthenticationFailed   401: missing or wrong API key
     │   ├── ModelNotFound          404: no such model served here
-    │   └── PayloadTooLarge        413: request body over the size limit
+    │   ├── PayloadTooLarge        413: request body over the size limit
+    │   └── Overloaded             429: too many requests waiting; retry after a while
     ├── CloudError                 the cloud side failed
     │   ├── CloudUnavailable       an outage: unreachable, timed out, 429 or 5xx, broken stream
     │   └── UpstreamError          the server refused our request (another 4xx)
-    └── ModelUnavailable           a model file is missing and could not be fetched
+    ├── ModelUnavailable           a model file is missing, damaged or could not be fetched
+    └── SetupError                 this machine is not usable as set up: a port in use, a
+                                   ledger or log that cannot be written
 
 Each request error carries the HTTP status and the OpenAI error ``type`` the
 cloud endpoint answers with, so one handler maps the whole tree.
@@ -28,9 +31,11 @@ __all__ = [
     "InvalidRequest",
     "ModelNotFound",
     "ModelUnavailable",
+    "Overloaded",
     "PayloadTooLarge",
     "RelayError",
     "RequestError",
+    "SetupError",
     "UpstreamError",
 ]
 
@@ -95,6 +100,17 @@ class PayloadTooLarge(RequestError):
         self.limit_bytes = limit_bytes
 
 
+class Overloaded(RequestError):
+    """Too many requests are waiting; ``retry_after_s`` says when to try again."""
+
+    status_code = 429
+    error_type = "rate_limit_error"
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class CloudError(RelayError):
     """The cloud model could not produce an answer."""
 
@@ -132,3 +148,7 @@ class UpstreamError(CloudError):
 
 class ModelUnavailable(RelayError):
     """A model file is missing and could not be fetched or verified."""
+
+
+class SetupError(RelayError):
+    """Something on this machine stands in the way: a busy port, an unwritable file."""

@@ -115,6 +115,7 @@ class DoneEvent(_Event):
     call_ratio: float = Field(0.0, ge=0, le=1, description="Cloud tokens / all answer tokens.")
     cost_usd: float = Field(0.0, ge=0)
     wall_s: float = Field(0.0, ge=0)
+    note: str = Field("", description="Why the answer ended early, when it did.")
 
     @model_validator(mode="before")
     @classmethod

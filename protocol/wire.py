@@ -35,6 +35,8 @@ __all__ = [
     "ModelCard",
     "ModelList",
     "PromptTokensDetails",
+    "RelayCall",
+    "RelayDetails",
     "StreamOptions",
     "Usage",
     "encode_sse",
@@ -73,6 +75,15 @@ class PromptTokensDetails(WireModel):
     cached_tokens: int = Field(0, ge=0)
 
 
+class RelayDetails(WireModel):
+    """relayllm extension to usage: who wrote the completion's tokens, what the calls cost."""
+
+    slm_tokens: int = Field(0, ge=0)
+    llm_tokens: int = Field(0, ge=0)
+    calls: int = Field(0, ge=0)
+    cost_usd: float = Field(0.0, ge=0)
+
+
 class Usage(WireModel):
     """Token counts of one request; adds with ``+``."""
 
@@ -80,6 +91,7 @@ class Usage(WireModel):
     completion_tokens: int = Field(0, ge=0)
     total_tokens: int = Field(0, ge=0)
     prompt_tokens_details: PromptTokensDetails | None = None
+    relay: RelayDetails | None = Field(None, description="relayllm extension (relay serve).")
 
     @classmethod
     def of(cls, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> Usage:
@@ -116,8 +128,10 @@ class _SamplingRequest(WireModel):
 
     model: str | None = Field(None, description="Served model id; omitted means the default.")
     max_tokens: int | None = Field(None, ge=1, description="Most tokens to generate.")
-    temperature: float = Field(1.0, ge=0.0, le=2.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_completion_tokens: int | None = Field(None, ge=1, description="Alias of max_tokens.")
+    temperature: float | None = Field(None, ge=0.0, le=2.0, description="Default: the server's.")
+    top_p: float | None = Field(None, gt=0.0, le=1.0, description="Default: the server's.")
+    user: str | None = Field(None, description="Who asks (accepted, not used).")
     seed: int | None = Field(None, ge=0, lt=2**32)
     stop: StopField = None
     stream: bool = False
@@ -144,6 +158,11 @@ class _SamplingRequest(WireModel):
     @property
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
+
+    @property
+    def token_limit(self) -> int | None:
+        """``max_completion_tokens`` or ``max_tokens``, whichever is given (the first wins)."""
+        return self.max_completion_tokens or self.max_tokens
 
 
 class CompletionRequest(_SamplingRequest):
@@ -223,11 +242,25 @@ class ChatCompletion(_Response):
     choices: list[ChatChoice]
 
 
+class RelayCall(WireModel):
+    """relayllm extension: a call began (``outcome`` unset), ended, or was skipped."""
+
+    call_id: str = ""
+    requested: int = Field(0, ge=0)
+    granted: int = Field(0, ge=0)
+    outcome: Literal["ok", "fallback", "refused", "skipped"] | None = None
+    tokens: int = Field(0, ge=0)
+    reason: str = ""
+
+
 class ChatDelta(WireModel):
     role: Role | None = None
     content: str | None = None
     relay_source: Literal["slm", "llm"] | None = Field(
         None, description="relayllm extension: which model wrote this text."
+    )
+    relay_call: RelayCall | None = Field(
+        None, description="relayllm extension: a call of the relay, as it happens."
     )
 
 
@@ -249,6 +282,9 @@ class ModelCard(WireModel):
     object: Literal["model"] = "model"
     created: int = 0
     owned_by: str = "relayllm"
+    relay: dict[str, str] | None = Field(
+        None, description="relayllm extension: the SLM and cloud model a relay serves."
+    )
 
 
 class ModelList(WireModel):

@@ -131,7 +131,7 @@ def model_path(name: str) -> Path:
 def is_present(name: str) -> bool:
     """True when the model file exists and its SHA-256 is the pinned one."""
     path = model_path(name)
-    return path.is_file() and _sha256(path) == _spec(name).sha256
+    return path.is_file() and _verified(path, _spec(name).sha256)
 
 
 def pull(name: str, *, progress: bool = True) -> Path:
@@ -142,7 +142,7 @@ def pull(name: str, *, progress: bool = True) -> Path:
     spec, target = _spec(name), model_path(name)
     try:
         if target.is_file():
-            if _sha256(target) == spec.sha256:
+            if _verified(target, spec.sha256):
                 return target
             log.warning("%s has the wrong SHA-256; deleting it and fetching it again", target)
             target.unlink()
@@ -263,6 +263,22 @@ def _check(path: Path, expected: str) -> None:
         raise ModelUnavailable(
             f"{path.name} failed its SHA-256 check (deleted): expected {expected}, got {actual}"
         )
+
+
+def _verified(path: Path, expected: str) -> bool:
+    """Whether ``path`` has the SHA-256 ``expected``; a stamp beside it saves hashing again
+    while the file's size and modification time are unchanged."""
+    stamp = path.with_name(path.name + ".verified")
+    status = path.stat()
+    key = f"{expected} {status.st_size} {status.st_mtime_ns}"
+    with contextlib.suppress(OSError):
+        if stamp.read_text() == key:
+            return True
+    if _sha256(path) != expected:
+        return False
+    with contextlib.suppress(OSError):  # a read-only models folder just hashes every time
+        stamp.write_text(key)
+    return True
 
 
 def _sha256(path: Path) -> str:

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException
 
-from protocol.errors import InvalidRequest, RelayError, RequestError
+from protocol.errors import InvalidRequest, RelayError, RequestError, SetupError
 from protocol.wire import ErrorBody
 
-__all__ = ["add_error_handlers", "error_response", "event_stream", "is_loopback"]
+__all__ = ["add_error_handlers", "error_response", "event_stream", "is_loopback", "serve_app"]
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,11 @@ def is_loopback(host: str) -> bool:
 
 
 def error_response(exc: RelayError) -> JSONResponse:
-    """The OpenAI-shaped JSON answer for ``exc``."""
+    """The OpenAI-shaped JSON answer for ``exc`` (with ``Retry-After`` when it has one)."""
     body = ErrorBody.of(exc).model_dump(exclude_none=True)
-    return JSONResponse(body, status_code=exc.status_code)
+    retry = getattr(exc, "retry_after_s", None)
+    headers = {"Retry-After": str(max(1, round(retry)))} if retry is not None else None
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
 
 def event_stream(body: AsyncIterator[bytes]) -> StreamingResponse:
@@ -75,3 +78,33 @@ def add_error_handlers(app: FastAPI) -> None:
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")
         return error_response(RelayError(f"internal error: {type(exc).__name__}"))
+
+
+def serve_app(
+    app: FastAPI,
+    host: str,
+    port: int,
+    *,
+    announce: Callable[[str], None],
+    log_level: str = "warning",
+) -> None:
+    """Serve ``app`` until stopped; the address is announced only once the port is bound.
+
+    A port that cannot be bound is a :class:`SetupError` naming it; port 0 takes a free one.
+    """
+    import uvicorn
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise SetupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    announce(f"http://{shown}:{bound}")
+    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level))
+    server.run(sockets=[sock])

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-import openai
 import pytest
 from typer.testing import CliRunner
 
 from edge.cli import app
-from edge.cloud_process import free_port, running
-from tests.conftest import BIN
 
 
 @pytest.fixture
@@ -64,53 +58,6 @@ def test_chat_keeps_the_conversation(data_dir: Path, slm_path: Path) -> None:
     result = CliRunner().invoke(app, args, input="Hello\nWhat did I say?\n")
     assert result.exit_code == 0, result.output
     assert result.output.count("call ratio") == 2
-
-
-@pytest.fixture(scope="module")
-def edge_url(
-    slm_path: Path, cloud_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    port = free_port()
-    env = {
-        "RELAYLLM_DATA_DIR": str(tmp_path_factory.mktemp("edge")),
-        "RELAYLLM_MAX_TOKENS": "24",
-        "RELAYLLM_N_THREADS": "2",
-        "RELAYLLM_CLOUD_TEMPERATURE": "0",
-        "RELAYLLM_TEMPERATURE": "0",
-        "RELAYLLM_ENTROPY_THRESHOLD": "0.5",
-        "RELAYLLM_POLICY_CALL_TOKENS": "4",
-    }
-    command = [str(BIN / "relay"), "serve", "--port", str(port), "--slm", str(slm_path),
-               "--cloud-url", f"{cloud_url}/v1", "--cloud-key", "key-a",
-               "--policy", "entropy"]  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    with running(command, f"{base}/v1/models", env={**os.environ, **env}):
-        yield base
-
-
-def test_serve_streams_through_the_openai_sdk_with_sources(edge_url: str) -> None:
-    client = openai.OpenAI(base_url=f"{edge_url}/v1", api_key="unused", max_retries=0)
-    assert [m.id for m in client.models.list()] == ["relayllm"]
-    stream = client.chat.completions.create(
-        model="relayllm", messages=[{"role": "user", "content": "Hi!"}], stream=True
-    )
-    chunks = list(stream)
-    extras = [c.choices[0].delta.model_extra or {} for c in chunks if c.choices]
-    sources = [extra.get("relay_source") for extra in extras]
-    assert {"slm", "llm"} <= set(sources)  # both models wrote, each chunk says which
-    assert chunks[-1].choices[0].finish_reason in ("stop", "length")
-    reply = client.chat.completions.create(
-        model="relayllm", messages=[{"role": "user", "content": "Hi!"}]
-    )
-    assert reply.choices[0].message.content
-    assert reply.usage is not None
-    assert 0 < reply.usage.completion_tokens <= 24
-
-
-def test_serve_rejects_bad_requests(edge_url: str) -> None:
-    response = httpx.post(f"{edge_url}/v1/chat/completions", json={"messages": []})
-    assert response.status_code == 400
-    assert response.json()["error"]["message"]
 
 
 def test_chat_drops_old_turns_when_the_context_is_full(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cloud.stops import StopMatcher
+from protocol.stops import StopMatcher
 
 
 def feed_all(pieces: list[str], stops: list[str]) -> tuple[str, bool]:
