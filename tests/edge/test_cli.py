@@ -1,14 +1,22 @@
-"""The ``relay`` CLI through typer's runner, and ``relay serve`` through the openai SDK."""
+"""The ``relay`` CLI through typer's runner, and as a real process where a terminal matters."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from edge.cli import app
+from edge.cloud_process import free_port
+from tests.conftest import BIN
 
 
 @pytest.fixture
@@ -34,7 +42,7 @@ def test_run_json_streams_events_ending_with_done(
     stats = CliRunner().invoke(app, ["stats"])
     assert stats.exit_code == 0
     assert "today" in stats.output
-    assert "default" in stats.output  # the call landed in the ledger
+    assert "cloud-test" in stats.output  # the call landed in the ledger, under its model
 
 
 def test_run_prints_text_and_summary(data_dir: Path, slm_path: Path) -> None:
@@ -71,3 +79,126 @@ def test_chat_drops_old_turns_when_the_context_is_full(
     assert result.exit_code == 0, result.output
     assert result.output.count("call ratio") == 6  # every question got an answer
     assert result.output.count("oldest turns are left out") == 1
+
+
+def relay_process(*args: str, data: Path, **env: str) -> subprocess.Popen[str]:
+    environment = {**os.environ, "RELAYLLM_DATA_DIR": str(data), "RELAYLLM_N_THREADS": "2",
+                   "RELAYLLM_CONFIG": str(data / "none.toml"), **env}  # fmt: skip
+    return subprocess.Popen([str(BIN / "relay"), *args], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=environment)  # fmt: skip
+
+
+def test_zero_is_a_value_and_bad_values_are_usage_errors(data_dir: Path, slm_path: Path) -> None:
+    base = ["run", "Say hi.", "--offline", "--slm", str(slm_path), "--max-tokens", "12"]
+    no_calls = CliRunner().invoke(app, [*base, "--max-calls", "0", "--prefix", "A<call>4</call>"])
+    assert no_calls.exit_code == 0, no_calls.output
+    assert "skipped: the answer's call limit is reached" in no_calls.output
+    seeded = [CliRunner().invoke(app, [*base, "--seed", "0", "--json"]).output for _ in range(2)]
+    texts = [[json.loads(x)["text"] for x in o.splitlines() if '"text"' in x] for o in seeded]
+    assert texts[0] == texts[1]
+    for flag, value in (("--max-tokens", "0"), ("--max-calls", "-1"), ("--seed", "-4")):
+        bad = CliRunner().invoke(app, [*base, flag, value])
+        assert bad.exit_code == 2, (flag, bad.output)
+        assert flag in bad.output
+    empty = CliRunner().invoke(app, ["run", "   "])
+    assert empty.exit_code == 2
+    assert "empty" in empty.output
+
+
+def test_failed_calls_are_visible_and_counted(data_dir: Path, slm_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    args = ["run", "Say hi.", "--slm", str(slm_path), "--cloud-url", dead, "--max-tokens", "16",
+            "--prefix", "Sure <call>4</call>", "--seed", "1"]  # fmt: skip
+    done = subprocess.run([str(BIN / "relay"), *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "RELAYLLM_DATA_DIR": str(data_dir)})  # fmt: skip
+    assert done.returncode == 0
+    assert f"cannot reach {dead}/completions" in done.stderr
+    assert "cannot reach" not in done.stdout  # the answer is not polluted
+    assert "calls 1 failed" in done.stdout
+    env = {**os.environ, "RELAYLLM_DATA_DIR": str(data_dir)}
+    strict = subprocess.run([str(BIN / "relay"), *args, "--require-cloud"], capture_output=True,
+                            text=True, timeout=120, env=env)  # fmt: skip
+    assert strict.returncode == 3
+
+
+def test_ctrl_c_stops_run_with_130_and_no_traceback(tmp_path: Path, slm_path: Path) -> None:
+    run = relay_process("run", "Tell me a very long story.", "--offline", "--slm",
+                        str(slm_path), "--max-tokens", "2000", data=tmp_path,
+                        RELAYLLM_REPEAT_GUARD="0")  # fmt: skip
+    assert run.stdout is not None
+    run.stdout.read(5)  # the answer is under way
+    run.send_signal(signal.SIGINT)
+    _, stderr = run.communicate(timeout=30)
+    assert run.returncode == 130
+    assert "Traceback" not in stderr
+    assert "stopped" in stderr
+
+
+def test_ctrl_c_in_chat_stops_the_answer_and_the_chat_goes_on(
+    tmp_path: Path, slm_path: Path
+) -> None:
+    chat = relay_process("chat", "--offline", "--slm", str(slm_path), "--max-tokens", "2000",
+                         data=tmp_path, RELAYLLM_REPEAT_GUARD="0")  # fmt: skip
+    assert chat.stdin is not None
+    assert chat.stdout is not None
+    chat.stdin.write("Tell me a very long story.\n")
+    chat.stdin.flush()
+    chat.stdout.read(30)  # the answer is under way
+    chat.send_signal(signal.SIGINT)
+    time.sleep(1)
+    chat.stdin.write("What was my first question?\n")
+    chat.stdin.close()
+    stdout, stderr = chat.communicate(timeout=120)
+    assert chat.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert "stopped" in stderr
+    assert stdout.count("call ratio") == 1  # the second answer finished; the first was cut
+
+
+def test_setup_problems_are_one_line_without_traceback(tmp_path: Path, slm_path: Path) -> None:
+    relay_cloud = str(BIN / "relay-cloud")
+    not_gguf = tmp_path / "notes.gguf"
+    not_gguf.write_text("hello")
+    truncated = tmp_path / "cut.gguf"
+    truncated.write_bytes(slm_path.read_bytes()[: 1 << 20])
+    cases = [
+        ([relay_cloud, "serve", "--model", "/nope.gguf", "--insecure-no-auth"], "no model file"),
+        ([relay_cloud, "serve", "--model", str(not_gguf), "--insecure-no-auth"], "could not load"),
+        ([relay_cloud, "serve", "--model", str(truncated), "--insecure-no-auth"], "could not load"),
+        ([str(BIN / "relay"), "run", "hi", "--slm", str(slm_path)], "cannot use the ledger"),
+    ]
+    env = {**os.environ, "RELAYLLM_LEDGER_PATH": "/proc/no/ledger.sqlite3"}
+    for command, message in cases:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+        assert done.returncode == 1, (command, done.stderr)
+        assert message in done.stderr
+        assert "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) <= 2
+
+
+def test_a_busy_port_is_one_clear_line(tmp_path: Path, slm_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [str(BIN / "relay"), "serve", "--port", str(port), "--slm", str(slm_path), "--offline"],
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ, "RELAYLLM_DATA_DIR": str(tmp_path)},
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "relay serving" not in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_help_is_quick_and_names_the_defaults() -> None:
+    started = time.monotonic()
+    done = subprocess.run([str(BIN / "relay"), "run", "--help"], capture_output=True, text=True)
+    assert time.monotonic() - started < 5
+    assert "http://127.0.0.1:8300/v1" in done.stdout
+    heavy = "{'llama_cpp', 'httpx', 'fastapi'}"
+    code = f"import sys, edge.cli; print(sorted({heavy} & set(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert loaded.stdout.strip() == "[]"

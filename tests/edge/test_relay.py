@@ -390,3 +390,19 @@ def test_chat_mode_continues_the_partial_answer(slm: object, cloud_url: str) -> 
     start = events.index(of_type(events, CallStarted)[0])
     first_call = events[start : events.index(finished)]
     assert finished.tokens == len(slm.tokenize(cloud_text(first_call)))  # type: ignore[attr-defined]
+
+
+def test_a_looping_answer_is_stopped_by_the_repeat_guard(spy: ModelSpy) -> None:
+    loop_text = spy.tokenize(" and then the old ship sailed on into the night")
+    assert len(loop_text) * 4 >= 32  # a stretch long enough for the guard
+    forced = loop_text * 6
+    loop = RelayLoop(spy.force(forced), ScriptedCloud(""), NeverPolicy(),
+                     limits=RelayLimits(max_tokens=200, repeat_guard=4),
+                     sampling=SamplingParams(temperature=0.0))  # fmt: skip
+    events = answer(loop)
+    done = events[-1]
+    assert isinstance(done, DoneEvent)
+    assert done.slm_tokens <= len(loop_text) * 5
+    assert "repeated 4 times" in done.note
+    unguarded = relay(spy.force(loop_text * 6), ScriptedCloud(""), NeverPolicy(), max_tokens=60)
+    assert answer(unguarded)[-1].note == ""
