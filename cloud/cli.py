@@ -17,7 +17,7 @@ from rich.markup import escape
 from cloud.settings import CloudSettings
 
 app = typer.Typer(help="The relayllm cloud endpoint (OpenAI-compatible).", no_args_is_help=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 @app.callback()

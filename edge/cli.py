@@ -35,7 +35,7 @@ models_app = typer.Typer(help="The bundled models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one error, one line: never wrapped at 80 columns
 
 
 def fail(exc: RelayError) -> typer.Exit:
@@ -91,7 +91,7 @@ def models_path(name: Annotated[str, typer.Argument(help="slm or cloud.")]) -> N
 
 SlmOpt = Annotated[str | None, typer.Option("--slm", help="SLM GGUF path (default: bundled).")]
 UrlOpt = Annotated[
-    str | None, typer.Option("--cloud-url", help=f"Cloud base URL [default: {DEFAULT_CLOUD_URL}].")
+    str | None, typer.Option("--cloud-url", help=f"Cloud base URL (default: {DEFAULT_CLOUD_URL}).")
 ]
 KeyOpt = Annotated[str | None, typer.Option("--cloud-key", help="Cloud API key.")]
 ModelOpt = Annotated[str | None, typer.Option("--cloud-model", help="Cloud model name.")]
@@ -99,12 +99,16 @@ PolicyOpt = Annotated[
     str | None, typer.Option("--policy", help="learned, entropy, random, never or cloud.")
 ]
 OfflineOpt = Annotated[bool | None, typer.Option("--offline", help="Never touch the network.")]
-CallsOpt = Annotated[int | None, typer.Option("--max-calls", help="Most calls per answer [4].")]
+CallsOpt = Annotated[
+    int | None, typer.Option("--max-calls", help="Most calls per answer (default: 4).")
+]
 TokensOpt = Annotated[
-    int | None, typer.Option("--max-tokens", help="Most tokens per answer [512].")
+    int | None, typer.Option("--max-tokens", help="Most tokens per answer (default: 512).")
 ]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for reproducible answers.")]
-TempOpt = Annotated[float | None, typer.Option("--temperature", help="SLM temperature [0.7].")]
+TempOpt = Annotated[
+    float | None, typer.Option("--temperature", help="SLM temperature (default: 0.7).")
+]
 
 
 def settings_from(**flags: Any) -> EdgeSettings:

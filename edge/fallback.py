@@ -33,7 +33,7 @@ class FallbackCloud:
                     received += 1
                 yield item
         except CloudError as exc:
-            log.warning("call %s fell back to the local model: %s", request.call_id, exc.message)
+            log.info("call %s fell back to the local model: %s", request.call_id, exc.message)
             yield CloudEnd(outcome="fallback", completion_tokens=received, reason=exc.message)
 
 

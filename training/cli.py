@@ -25,7 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 OutOpt = Annotated[Path, typer.Option("--out", help="Run folder (created; resumed if present).")]
 PresetOpt = Annotated[

@@ -16,7 +16,7 @@ from protocol.errors import RelayError
 __all__ = ["register"]
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

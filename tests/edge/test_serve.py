@@ -123,10 +123,12 @@ def test_a_full_queue_answers_429_and_a_gone_client_frees_its_place(
 ) -> None:
     for base in serve(slm_path, tmp_path, "--offline", RELAYLLM_MAX_WAITING="0",
                       RELAYLLM_MAX_TOKENS="400", RELAYLLM_REPEAT_GUARD="0"):  # fmt: skip
-        body = {"messages": [{"role": "user", "content": LONG}], "stream": True}
+        count = "Count from 1 to 300, separated by commas."  # a long answer for sure
+        body = {"messages": [{"role": "user", "content": count}], "stream": True}
         url = f"{base}/v1/chat/completions"
         with httpx.Client(timeout=60) as first, first.stream("POST", url, json=body) as response:
-            next(response.iter_lines())  # the first answer is under way
+            lines = response.iter_lines()  # kept: a dropped iterator would close the stream
+            next(lines)  # the first answer is under way
             busy = httpx.post(url, json=body)
             assert busy.status_code == 429
             assert int(busy.headers["retry-after"]) >= 1
