@@ -12,6 +12,9 @@ machine's speed cancels out:
 * ``cloud_prefix_reuse_ratio``: prompt tokens the embedded cloud engine
   evaluated / tokens it was sent, on the second call of an answer.
 * ``edge_rss_mb``: peak resident memory with the SLM loaded and relaying.
+* ``resume_latency_ms_p50`` / ``resume_vs_token_ratio``: from the cloud's last
+  byte to the SLM's next token, alone and over one SLM token time
+  (:mod:`benchmarks.resume`).
 * ``rollout_vs_generate_ratio``: training rollouts through the relay loop on
   transformers / ``generate``, tokens per second, batch of 8 (needs the
   ``train`` extra; see :mod:`benchmarks.rollout`).
@@ -35,6 +38,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.resume import resume_latency
 from benchmarks.servers import serve_in_process, serve_in_thread
 from cloud.engine import Delta, Generation
 from cloud.llama_engine import LlamaEngine
@@ -198,6 +202,10 @@ def main() -> None:
         results["splice_ratios"] = {str(k): v for k, v in ratios.items()}
         results["splice_ratio_max"] = max(ratios.values())
         results["edge_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        status.update("resume after a call")
+        resume_ms, resume_ratio = resume_latency(slm, 3 if args.quick else 7)
+        results["resume_latency_ms_p50"] = resume_ms
+        results["resume_vs_token_ratio"] = resume_ratio
         status.update("handoff overhead")
         cpu, wall = handoff_overhead_ms(20 if args.quick else 100, Path(tmp))
         results["handoff_overhead_ms_p50"] = cpu
@@ -227,12 +235,14 @@ TARGETS = {
     "handoff_overhead_ms_p50": ("<", 5.0),
     "cloud_prefix_reuse_ratio": ("<=", 0.5),
     "rollout_vs_generate_ratio": (">=", 0.8),
+    "resume_vs_token_ratio": ("<=", 1.5),
 }
 
 
 def show(console: Console, results: dict[str, object]) -> None:
     table = Table("figure", "value", "target", "met", title=f"relayllm ({results['machine']})")
-    for name in (*TARGETS, "handoff_wall_ms_p50", "edge_rss_mb", "rollout_tokens_per_s"):
+    extra = ("handoff_wall_ms_p50", "resume_latency_ms_p50", "edge_rss_mb", "rollout_tokens_per_s")
+    for name in (*TARGETS, *extra):
         if name not in results:
             continue
         value = float(results[name])  # type: ignore[arg-type]

@@ -7,8 +7,11 @@ entropies come from it, calls go to the cloud, and events go to the caller.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Generic, TypeVar
 
 from edge.client import CloudClient
 from edge.local_model import LocalModel
@@ -19,7 +22,14 @@ from edge.relay import ENTROPY, SAMPLE, CallCloud, Extend, RelayAnswer, RelayLim
 from protocol.events import RelayEvent
 from protocol.sampling import SamplingParams
 
-__all__ = ["RelayLoop"]
+T = TypeVar("T")
+_END = object()
+_NOTHING = object()
+READY_WAIT_S = 0.002
+"""How long the relay waits for a next piece before evaluating what it has: long enough
+to catch the end of a stream that follows its last text at once."""
+
+__all__ = ["Prefetched", "RelayLoop"]
 
 
 class RelayLoop:
@@ -74,7 +84,7 @@ class RelayLoop:
                 elif step is ENTROPY:
                     reply = self.model.next_token_entropy()
                 elif isinstance(step, CallCloud):
-                    reply = self.cloud.stream(step.request)
+                    reply = Prefetched(self.cloud.stream(step.request))
                 elif isinstance(step, Rewind):
                     self.model.rewind(step.n)
                 else:
@@ -84,3 +94,62 @@ class RelayLoop:
         finally:
             steps.close()
             sampler.close()
+
+
+class Prefetched(Generic[T]):
+    """An iterator read ahead on a thread, so its consumer can tell whether more is waiting.
+
+    The relay evaluates cloud tokens while the next piece is on its way
+    (``ready()`` false) and leaves them for one batch when it is already here.
+    Closing it stops the reading after the current item and closes the source on
+    its own thread (a budget reservation is settled there).
+    """
+
+    def __init__(self, source: Iterator[T]) -> None:
+        self._items: queue.Queue[object] = queue.Queue()
+        self._ahead: object = _NOTHING
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, args=(source,), daemon=True)
+        self._thread.start()
+
+    def _read(self, source: Iterator[T]) -> None:
+        try:
+            for item in source:
+                self._items.put(item)
+                if self._stop.is_set():
+                    break
+        except BaseException as exc:  # handed to the consumer
+            self._items.put(_Failure(exc))
+        finally:
+            getattr(source, "close", lambda: None)()
+            self._items.put(_END)
+
+    def ready(self, wait_s: float = READY_WAIT_S) -> bool:
+        """Whether the next item has arrived (waiting up to ``wait_s`` for it)."""
+        if self._ahead is _NOTHING:
+            try:
+                self._ahead = self._items.get(timeout=wait_s)
+            except queue.Empty:
+                return False
+        return True
+
+    def __iter__(self) -> Iterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        item, self._ahead = (self._items.get(), _NOTHING) if self._ahead is _NOTHING else (
+            self._ahead, _NOTHING)  # fmt: skip
+        if item is _END:
+            self._ahead = _END
+            raise StopIteration
+        if isinstance(item, _Failure):
+            raise item.error
+        return item  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+class _Failure:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error

@@ -24,9 +24,11 @@ with one batched forward per step. Read top to bottom, an answer goes:
    is discarded). The cloud gets the prompt and answer with every command
    replaced, at most ``min(N, tokens left)`` tokens, the template's turn
    markers as ``stop`` and a seed derived from the answer's.
-4. Cloud text is shown as it streams, cut where the answer's room ends, then
-   tokenized on its own as plain text and appended (mask 0). It is never
-   scanned for commands. ``stop`` with text ends the answer; ``length``, a
+4. Cloud text is shown as it streams, cut where the answer's room ends, and
+   tokenized on its own as plain text: its settled tokens are evaluated while
+   the stream still arrives, the rest when it ends (mask 0), so the SLM
+   resumes at once and its context holds exactly the text's own tokens. It is
+   never scanned for commands. ``stop`` with text ends the answer; ``length``, a
    ``stop`` with no text (or only whitespace) or a fallback hands back to the SLM.
 """
 
@@ -86,6 +88,8 @@ class CallCloud:
 
 
 _CUT = "cut where the answer's token limit ends"
+CATCH_UP = 16
+"""Settled cloud tokens evaluated at once when pieces arrive faster than the SLM reads."""
 SAMPLE = "sample"
 ENTROPY = "entropy"
 Step = RelayEvent | Extend | Rewind | CallCloud | str
@@ -253,10 +257,11 @@ class RelayAnswer:
         yield CallStarted(call_id=request.call_id, requested=requested, granted=granted,
                           context_tokens=request.context_tokens)  # fmt: skip
         started = time.monotonic()
-        splice = Splice(self.codec, room=self._left())
+        splice = Splice(self.codec, room=self._left(), exact=self.seed is not None)
+        self._spliced = 0  # the call's tokens evaluated so far
         end = yield from self._receive(request, splice)
-        tokens = splice.tokens()
-        yield from self._append(tokens, local=False)
+        tokens = splice.final()  # the context holds exactly the text's own tokens
+        yield from self._settle(splice, _common(splice.tokens, tokens), tokens)
         self.record.text += splice.text
         call = CallRecord(request.call_id, requested, granted, len(tokens), end.outcome,
                           end.finish_reason if end.outcome == "ok" else None, end.prompt_tokens,
@@ -276,15 +281,26 @@ class RelayAnswer:
             yield from self._finish("length")
 
     def _receive(self, request: CloudRequest, splice: Splice) -> Generator[Step, Any, CloudEnd]:
-        """Stream the cloud's answer to the user, as far as the room allows."""
+        """Stream the cloud's answer to the user, as far as the room allows.
+
+        The text's tokens are evaluated whenever no piece is waiting (or a backlog
+        grows), so little is left to evaluate when the stream ends.
+        """
         end = CloudEnd(outcome="fallback", reason="the cloud ended without a result")
         items: Iterator[Any] = yield CallCloud(request)
+        more_ready = getattr(items, "ready", lambda: True)  # a list has everything at once
         try:
             for item in items:
                 if isinstance(item, CloudText):
                     if shown := splice.add(item.text):
                         self.record.shown += shown
                         yield TextEvent(source="llm", text=shown)
+                    standing = splice.advance()
+                    ahead = splice.evaluable()
+                    if not more_ready() or len(ahead) - self._spliced >= CATCH_UP:
+                        yield from self._settle(splice, standing, ahead)
+                    else:
+                        yield from self._settle(splice, standing, ahead[: self._spliced])
                     if splice.full:
                         return CloudEnd(outcome="ok", finish_reason="length")
                 elif isinstance(item, CloudBudget):
@@ -295,6 +311,17 @@ class RelayAnswer:
         finally:
             getattr(items, "close", lambda: None)()
         return end
+
+    def _settle(self, splice: Splice, standing: int, target: list[int]) -> _Steps:
+        """Make the call's part of the context ``target``, whose first ``standing`` tokens
+        match what was evaluated: drop what changed, evaluate the rest (one by one when exact)."""
+        if self._spliced > standing:
+            yield from self._rewind(self._spliced - standing)
+            self._spliced = standing
+        new = target[self._spliced :]
+        for batch in [[t] for t in new] if splice.exact else [new]:
+            yield from self._append(batch, local=False)
+        self._spliced += len(new)
 
     def _request(self, granted: int) -> CloudRequest:
         answer = cloud_view(self.record.text)
@@ -327,8 +354,8 @@ class RelayAnswer:
 
     def _rewind(self, n: int) -> _Steps:
         yield Rewind(n)
+        self._since_call -= sum(self.record.mask[-n:])
         del self.record.tokens[-n:], self.record.mask[-n:]
-        self._since_call -= n
 
     def _show(self, text: str, n_tokens: int = 0) -> _Steps:
         """SLM text: into the answer and out to the user."""
@@ -349,6 +376,14 @@ class RelayAnswer:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._unsettled: list[int] = []
         self._unsettled_text = ""
+
+
+def _common(a: list[int], b: list[int]) -> int:
+    """The length of the common prefix of ``a`` and ``b``."""
+    same = 0
+    while same < min(len(a), len(b)) and a[same] == b[same]:
+        same += 1
+    return same
 
 
 def _repeating(tokens: list[int], times: int) -> int | None:

@@ -91,7 +91,10 @@ def test_a_command_calls_the_cloud_and_splices_exactly_its_tokens(
     spliced = spy.tokenize(cloud_text(events[: events.index(finished)]))
     assert finished.tokens == len(spliced) > 0
     # The SLM's context grew by exactly the cloud's tokens, evaluated on their own ...
-    assert spliced in spy.evals
+    prefix_evals = len(spy.tokenize("Let me ask. <call>6</call>"))  # one eval per forced token
+    after = [t for tokens in spy.evals[prefix_evals:] for t in tokens]
+    assert after[: len(spliced)] == spliced
+    assert not spy.rewinds
     record = loop.record
     assert record is not None
     start = len(spy.tokenize("Let me ask. <call>6</call>"))
@@ -406,3 +409,35 @@ def test_a_looping_answer_is_stopped_by_the_repeat_guard(spy: ModelSpy) -> None:
     assert "repeated 4 times" in done.note
     unguarded = relay(spy.force(loop_text * 6), ScriptedCloud(""), NeverPolicy(), max_tokens=60)
     assert answer(unguarded)[-1].note == ""
+
+
+class WordByWordCloud(ScriptedCloud):
+    """A cloud that streams its text a few characters at a time, as a real server does."""
+
+    def __init__(self, text: str, size: int) -> None:
+        super().__init__(text)
+        self.size = size
+
+    def stream(self, request: CloudRequest) -> Iterator[CloudItem]:
+        self.requests.append(request)
+        for start in range(0, len(self.text), self.size):
+            yield CloudText(self.text[start : start + self.size])
+        yield CloudEnd(outcome="ok", finish_reason="length", completion_tokens=10)
+
+
+@pytest.mark.parametrize("size", [1, 3, 7])
+def test_cloud_tokens_are_evaluated_while_they_stream(spy: ModelSpy, size: int) -> None:
+    text = " Photosynthesis turns light, water and CO₂ into sugar 🌱 and oxygen, every day."
+    loop = relay(spy, WordByWordCloud(text, size), max_tokens=80)
+    events = answer(loop, prefix="Plants<call>40</call>")
+    record = loop.record
+    assert record is not None
+    finished = of_type(events, CallFinished)[0]
+    cloud_evals = [e for e in spy.evals if len(e) > 1 and e != spy.tokenize("Plants")]
+    assert len(cloud_evals) >= 2  # blocks went in before the stream ended
+    start = len(spy.tokenize("Plants<call>40</call>"))
+    expected = spy.tokenize(text)
+    # ... and the context holds exactly the whole text's own tokens, whatever the pieces were.
+    assert record.tokens[start : start + len(expected)] == expected
+    assert finished.tokens == len(expected)
+    assert_consistent(spy, record, events)
