@@ -46,8 +46,15 @@ from edge.local_model import TextCodec
 from edge.policies import CallPolicy, PolicyState
 from edge.prompt import RelayPrompt
 from edge.record import AnswerRecord, CallRecord
-from edge.splice import Splice
-from protocol.calls import DEFAULT_MAX_CALL_TOKENS, CallCommand, CallScanner, cloud_view
+from edge.repetition import repeating
+from edge.splice import Splice, common_prefix
+from protocol.calls import (
+    DEFAULT_MAX_CALL_TOKENS,
+    CallCommand,
+    CallScanner,
+    cloud_view,
+    split_after_commands,
+)
 from protocol.events import (
     BudgetEvent,
     CallFinished,
@@ -100,17 +107,13 @@ _Steps = Generator[Step, Any, None]
 class RelayLimits:
     """``max_calls``: calls per answer (4 = the method's 5 SLM turns; a later command is
     skipped); ``max_tokens``: answer tokens from both models; ``max_call_tokens``: cap on N;
-    ``repeat_guard``: end the answer when one stretch of tokens (``GUARD_SPAN`` or more in
-    all) has repeated this many times in a row (0: never)."""
+    ``repeat_guard``: end the answer when one stretch of tokens has repeated this many
+    times in a row (0: never; see :mod:`edge.repetition`)."""
 
     max_calls: int = 4
     max_tokens: int = 8192
     max_call_tokens: int = DEFAULT_MAX_CALL_TOKENS
     repeat_guard: int = 0
-
-
-GUARD_SPAN = 32
-GUARD_PERIOD = 64
 
 
 class RelayAnswer:
@@ -140,7 +143,7 @@ class RelayAnswer:
 
     def steps(self) -> _Steps:
         started = time.monotonic()
-        for chunk in _prefix_turns(self.prefix):
+        for chunk in split_after_commands(self.prefix):
             yield from self._forced(chunk)
         if self.end_after_prefix and self.record.finish_reason is None:
             yield from self._finish("stop")
@@ -200,7 +203,7 @@ class RelayAnswer:
                 return
         yield from self._append([token], local=True)
         guard = self.limits.repeat_guard
-        if guard and (period := _repeating(self.record.tokens, guard)):
+        if guard and (period := repeating(self.record.tokens, guard)):
             self.record.note = f"stopped: the same {period} tokens repeated {guard} times"
             yield from self._finish("length")
             return
@@ -261,7 +264,7 @@ class RelayAnswer:
         self._spliced = 0  # the call's tokens evaluated so far
         end = yield from self._receive(request, splice)
         tokens = splice.final()  # the context holds exactly the text's own tokens
-        yield from self._settle(splice, _common(splice.tokens, tokens), tokens)
+        yield from self._settle(splice, common_prefix(splice.tokens, tokens), tokens)
         self.record.text += splice.text
         call = CallRecord(request.call_id, requested, granted, len(tokens), end.outcome,
                           end.finish_reason if end.outcome == "ok" else None, end.prompt_tokens,
@@ -376,35 +379,3 @@ class RelayAnswer:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._unsettled: list[int] = []
         self._unsettled_text = ""
-
-
-def _common(a: list[int], b: list[int]) -> int:
-    """The length of the common prefix of ``a`` and ``b``."""
-    same = 0
-    while same < min(len(a), len(b)) and a[same] == b[same]:
-        same += 1
-    return same
-
-
-def _repeating(tokens: list[int], times: int) -> int | None:
-    """The period of a stretch the answer ends with ``times`` times in a row, if any."""
-    end = len(tokens)
-    last = tokens[-1]
-    for period in range(max(1, -(-GUARD_SPAN // times)), GUARD_PERIOD + 1):
-        if period * times > end:
-            return None
-        if tokens[end - 1 - period] != last:
-            continue
-        tail = tokens[end - period * times :]
-        if tail == tail[:period] * times:
-            return period
-    return None
-
-
-def _prefix_turns(prefix: str) -> list[str]:
-    """``prefix`` cut after each ``</call>``, so every command in it acts in order."""
-    chunks, start = [], 0
-    while (end := prefix.find("</call>", start)) != -1:
-        chunks.append(prefix[start : end + len("</call>")])
-        start = end + len("</call>")
-    return [*chunks, prefix[start:]] if prefix[start:] else chunks

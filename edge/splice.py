@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from edge.local_model import TextCodec
 
-__all__ = ["Splice"]
+__all__ = ["Splice", "common_prefix"]
 
 
 class Splice:
@@ -66,11 +66,7 @@ class Splice:
             return len(self.tokens)
         rest = self.text[self._settled_chars :]
         fresh = self.codec.tokenize(rest)
-        old_tail = self.tokens[self._settled :]
-        same = 0
-        while same < min(len(old_tail), len(fresh)) and old_tail[same] == fresh[same]:
-            same += 1
-        standing = self._settled + same
+        standing = self._settled + common_prefix(self.tokens[self._settled :], fresh)
         self.tokens = [*self.tokens[: self._settled], *fresh]
         if len(fresh) > 1:  # all but the last token are settled, if they end on a character
             try:
@@ -99,3 +95,11 @@ class Splice:
             except UnicodeDecodeError:
                 tokens = tokens[:-1]
         return "", []
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """The length of the common prefix of ``a`` and ``b``."""
+    same = 0
+    while same < min(len(a), len(b)) and a[same] == b[same]:
+        same += 1
+    return same

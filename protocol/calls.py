@@ -41,6 +41,7 @@ __all__ = [
     "cloud_view",
     "format_call",
     "parse_calls",
+    "split_after_commands",
     "split_calls",
     "strip_calls",
 ]
@@ -194,3 +195,12 @@ def _join_at_seam(left: str, right: str) -> str:
     if not kept_left:
         return left + right
     return kept_left + (spaces if "\n" in spaces else " ") + kept_right
+
+
+def split_after_commands(text: str) -> list[str]:
+    """``text`` cut right after each ``</call>``, so every command ends its own part."""
+    parts, start = [], 0
+    while (end := text.find(CALL_CLOSE, start)) != -1:
+        parts.append(text[start : end + len(CALL_CLOSE)])
+        start = end + len(CALL_CLOSE)
+    return [*parts, text[start:]] if text[start:] else parts

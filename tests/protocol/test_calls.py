@@ -15,6 +15,7 @@ from protocol.calls import (
     cloud_view,
     format_call,
     parse_calls,
+    split_after_commands,
     split_calls,
     strip_calls,
 )
@@ -190,3 +191,10 @@ def test_a_partial_command_is_never_shown(before: str, n: int, data: st.DataObje
     shown = [s for s in scanner.feed(before + tag[:cut]) if isinstance(s, str)]
     assert "".join(shown) == before
     assert scanner.pending == tag[:cut]
+
+
+def test_split_after_commands_keeps_every_character() -> None:
+    text = "a<call>3</call>. b<call></call>c"
+    assert split_after_commands(text) == ["a<call>3</call>", ". b<call></call>", "c"]
+    assert split_after_commands("<call>1</call>") == ["<call>1</call>"]
+    assert split_after_commands("") == []
