@@ -11,7 +11,9 @@ machine's speed cancels out:
   ledger, audit, breaker) against a loopback server that answers instantly.
 * ``cloud_prefix_reuse_ratio``: prompt tokens the embedded cloud engine
   evaluated / tokens it was sent, on the second call of an answer.
-* ``edge_rss_mb``: peak resident memory with the SLM loaded and relaying.
+* ``edge_rss_mb``: peak resident memory of a fresh edge process (8192-token
+  context, q8_0 KV cache) that relays one answer; ``edge_rss_per_conversation_mb``:
+  the KV cache one conversation costs; ``edge_rss_mb_f16_kv`` for comparison.
 * ``resume_latency_ms_p50`` / ``resume_vs_token_ratio``: from the cloud's last
   byte to the SLM's next token, alone and over one SLM token time
   (:mod:`benchmarks.resume`).
@@ -27,7 +29,6 @@ import importlib.util
 import json
 import os
 import platform
-import resource
 import statistics
 import sys
 import tempfile
@@ -38,6 +39,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.memory import edge_memory
 from benchmarks.resume import resume_latency
 from benchmarks.servers import serve_in_process, serve_in_thread
 from cloud.engine import Delta, Generation
@@ -201,7 +203,9 @@ def main() -> None:
         ratios = splice_ratios(slm, (256, 1024, 3072), repeats * 2)
         results["splice_ratios"] = {str(k): v for k, v in ratios.items()}
         results["splice_ratio_max"] = max(ratios.values())
-        results["edge_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        status.update("edge memory")
+        results |= {key: value for key, value in edge_memory("q8_0").items() if key != "n_ctx"}
+        results["edge_rss_mb_f16_kv"] = edge_memory("f16")["edge_rss_mb"]
         status.update("resume after a call")
         resume_ms, resume_ratio = resume_latency(slm, 3 if args.quick else 7)
         results["resume_latency_ms_p50"] = resume_ms
@@ -236,12 +240,14 @@ TARGETS = {
     "cloud_prefix_reuse_ratio": ("<=", 0.5),
     "rollout_vs_generate_ratio": (">=", 0.8),
     "resume_vs_token_ratio": ("<=", 1.5),
+    "edge_rss_mb": ("<=", 250.0),
 }
 
 
 def show(console: Console, results: dict[str, object]) -> None:
     table = Table("figure", "value", "target", "met", title=f"relayllm ({results['machine']})")
-    extra = ("handoff_wall_ms_p50", "resume_latency_ms_p50", "edge_rss_mb", "rollout_tokens_per_s")
+    extra = ("handoff_wall_ms_p50", "resume_latency_ms_p50", "edge_rss_per_conversation_mb",
+             "edge_rss_mb_f16_kv", "rollout_tokens_per_s")  # fmt: skip
     for name in (*TARGETS, *extra):
         if name not in results:
             continue

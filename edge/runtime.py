@@ -80,7 +80,9 @@ def load_slm(settings: EdgeSettings) -> LlamaModel:
     from edge.llama import resolve_model
 
     path = resolve_model(settings.slm, default="slm")
-    return LlamaModel(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads)
+    return LlamaModel(
+        path, n_ctx=settings.n_ctx, n_threads=settings.n_threads, kv_cache=settings.kv_cache
+    )
 
 
 class Relay:

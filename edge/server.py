@@ -272,4 +272,8 @@ def _status(service: EdgeService) -> dict[str, Any]:
             spend[period] = {"tokens": used.tokens, "usd": used.usd, "calls": used.calls}
     session = {"answers": service.answers, "calls": service.calls,
                "cloud_tokens": service.cloud_tokens, "usd": service.spent_usd}  # fmt: skip
-    return {"session": session, "spend": spend, "caps": caps, "waiting": service.in_flight}
+    model = service.relay.model
+    memory = {"context_tokens": model.n_ctx, "kv_cache": model.kv_cache,
+              "per_conversation_mb": round(model.kv_bytes() / 2**20, 1)}  # fmt: skip
+    return {"session": session, "spend": spend, "caps": caps, "waiting": service.in_flight,
+            "memory": memory}  # fmt: skip

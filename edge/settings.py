@@ -72,6 +72,9 @@ class EdgeSettings(BaseSettings):
 
     slm: str | None = Field(None, description="GGUF path of the SLM (default: the bundled one).")
     n_ctx: int = Field(8192, ge=512, le=262144, description="SLM context window.")
+    kv_cache: Literal["q8_0", "f16"] = Field(
+        "q8_0", description="SLM KV cache type: q8_0 holds a context in half the memory."
+    )
     n_threads: int | None = Field(None, ge=1, le=512, description="CPU threads (default: all).")
     temperature: float = Field(0.7, ge=0, le=2, description="SLM sampling temperature.")
     top_p: float = Field(1.0, gt=0, le=1, description="SLM nucleus sampling (1: off).")

@@ -130,7 +130,8 @@ def parity(
     """Greedy continuations of ``prompts`` (token lists) in transformers and in the edge runtime.
 
     A token agrees when both runs wrote it at the same place with the same
-    tokens before it; the first mismatch of each prompt is reported.
+    tokens before it; the first mismatch of each prompt is reported. The edge
+    runs with an f16 KV cache here, so only the file's weights are compared.
     """
     from edge.llama import LlamaModel
     from protocol.sampling import SamplingParams
@@ -139,7 +140,7 @@ def parity(
     batch = HFBatch(model, tokenizer)
     greedy = SamplingParams(temperature=0.0)
     longest = max(len(p) for p in prompts) + tokens + 1
-    edge = LlamaModel(gguf, n_ctx=max(512, longest), n_threads=n_threads)
+    edge = LlamaModel(gguf, n_ctx=max(512, longest), n_threads=n_threads, kv_cache="f16")
     agreeing, mismatches = 0, []
     try:
         for prompt in prompts:

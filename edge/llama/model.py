@@ -29,9 +29,10 @@ from protocol.sampling import SamplingParams
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
-__all__ = ["EXACT_BLOCK", "LlamaModel", "Sampler"]
+__all__ = ["EXACT_BLOCK", "KV_CACHE_TYPES", "LlamaModel", "Sampler"]
 
 _CONTROL = 1 << 3  # LLAMA_TOKEN_ATTR_CONTROL
+KV_CACHE_TYPES = {"f16": "GGML_TYPE_F16", "q8_0": "GGML_TYPE_Q8_0"}
 EXACT_BLOCK = 64
 """Tokens per batch when a sync must be reproducible (divides llama.cpp's n_batch)."""
 
@@ -87,7 +88,11 @@ class LlamaModel:
         n_ctx: int = 4096,
         n_threads: int | None = None,
         n_batch: int = 512,
+        kv_cache: str = "q8_0",
     ) -> None:
+        """``kv_cache``: ``q8_0`` (default: half the memory of ``f16``, with flash attention,
+        no slower on a CPU) or ``f16``."""
+        import llama_cpp
         from llama_cpp import Llama
 
         path = Path(path)
@@ -96,6 +101,9 @@ class LlamaModel:
         threads = n_threads or max(1, os.cpu_count() or 1)
         if n_batch % EXACT_BLOCK:
             raise ValueError(f"n_batch must be a multiple of {EXACT_BLOCK}, not {n_batch}")
+        if kv_cache not in KV_CACHE_TYPES:
+            raise ValueError(f"kv_cache must be one of {', '.join(KV_CACHE_TYPES)}, not {kv_cache}")
+        cache_type = getattr(llama_cpp, KV_CACHE_TYPES[kv_cache])
         try:
             self.llama: Llama = Llama(
                 model_path=str(path),
@@ -103,11 +111,15 @@ class LlamaModel:
                 n_threads=threads,
                 n_threads_batch=threads,
                 n_batch=n_batch,
+                type_k=cache_type,
+                type_v=cache_type,
+                flash_attn=kv_cache != "f16",  # llama.cpp quantizes V only with flash attention
                 verbose=False,
             )
         except ValueError as exc:
             raise ModelUnavailable(f"llama.cpp could not load {path}: {exc}") from exc
         self.path = path
+        self.kv_cache = kv_cache
         self.evaluated_tokens = 0
         self._exact = 0  # leading cached tokens evaluated in aligned blocks
 
@@ -218,6 +230,19 @@ class LlamaModel:
             self.eval(tokens[start : start + EXACT_BLOCK])
         self._exact = len(tokens) - len(tokens) % EXACT_BLOCK
         return reused
+
+    def kv_bytes(self) -> int:
+        """Memory of the KV cache for the whole context: what one conversation costs."""
+        meta = self.metadata
+        arch = meta.get("general.architecture", "llama")
+
+        def number(key: str, default: int = 0) -> int:
+            return int(meta.get(f"{arch}.{key}", default))
+
+        heads = number("attention.head_count", 1) or 1
+        kv_dim = number("embedding_length") // heads * number("attention.head_count_kv", heads)
+        per_value = 34 / 32 if self.kv_cache == "q8_0" else 2.0  # a q8_0 block: 32 values, 34 bytes
+        return int(number("block_count") * self.n_ctx * 2 * kv_dim * per_value)
 
     def next_token_entropy(self) -> float:
         """Entropy (nats) of the next-token distribution after the cached context."""

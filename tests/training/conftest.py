@@ -40,7 +40,7 @@ def f16_pair(hf_slm: LoadedSLM, tmp_path_factory: pytest.TempPathFactory) -> tup
 
 @pytest.fixture(scope="module")
 def f16_edge(f16_pair: tuple[Any, Path]) -> Iterator[LlamaModel]:
-    model = LlamaModel(f16_pair[1], n_ctx=2048, n_threads=2)
+    model = LlamaModel(f16_pair[1], n_ctx=2048, n_threads=2, kv_cache="f16")
     yield model
     model.close()
 

@@ -1,0 +1,42 @@
+"""The edge's memory: a real ``relay run``-like process, measured from the inside.
+
+``python -m benchmarks.memory [f16|q8_0]`` loads the SLM with the edge's own
+settings (an 8192-token context by default), relays one offline answer and
+prints, as JSON, its peak resident memory and the KV cache a conversation
+costs. :func:`edge_memory` runs it in a fresh process for the benchmarks.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+
+__all__ = ["edge_memory"]
+
+
+def edge_memory(kv_cache: str) -> dict[str, float]:
+    """``edge_rss_mb`` and ``edge_rss_per_conversation_mb`` of a fresh edge process."""
+    done = subprocess.run([sys.executable, "-m", "benchmarks.memory", kv_cache],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    from edge.runtime import build_relay
+    from edge.settings import EdgeSettings
+
+    settings = EdgeSettings(offline=True, kv_cache=sys.argv[1], max_tokens=100, temperature=0)
+    relay = build_relay(settings)
+    list(relay.answer(relay.prompt([{"role": "user", "content": "Count to fifty."}])))
+    figures = {
+        "edge_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "edge_rss_per_conversation_mb": relay.model.kv_bytes() / 2**20,
+        "n_ctx": relay.model.n_ctx,
+    }
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
