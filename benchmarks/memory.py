@@ -12,6 +12,7 @@ import json
 import resource
 import subprocess
 import sys
+from pathlib import Path
 
 __all__ = ["edge_memory"]
 
@@ -23,6 +24,16 @@ def edge_memory(kv_cache: str) -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (``VmHWM``: unlike ``ru_maxrss``, not inherited
+    from the process that started it)."""
+    status = Path("/proc/self/status")
+    for line in status.read_text().splitlines() if status.is_file() else []:
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> None:
     from edge.runtime import build_relay
     from edge.settings import EdgeSettings
@@ -31,7 +42,7 @@ def main() -> None:
     relay = build_relay(settings)
     list(relay.answer(relay.prompt([{"role": "user", "content": "Count to fifty."}])))
     figures = {
-        "edge_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "edge_rss_mb": peak_rss_mb(),
         "edge_rss_per_conversation_mb": relay.model.kv_bytes() / 2**20,
         "n_ctx": relay.model.n_ctx,
     }

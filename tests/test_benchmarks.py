@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.__main__ import cloud_prefix_reuse, handoff_overhead_ms, idle_ratio, splice_ratios
+from benchmarks.memory import edge_memory
+from benchmarks.resume import resume_latency
 from benchmarks.rollout import rollout_vs_generate_ratio
 from edge.llama import LlamaModel
 
@@ -31,6 +33,12 @@ def test_benchmarks_run_at_reduced_size(
     assert 0 < cpu <= wall * 2  # one process's CPU time cannot exceed two cores' wall time
     # The second call re-sends the first one's context: the engine re-evaluates little of it.
     assert 0 < cloud_prefix_reuse(slm, cloud_model_path, tmp_path) < 0.5
+    resume_ms, resume_ratio = resume_latency(slm, answers=1, gap_s=0.0)
+    assert resume_ms > 0
+    assert resume_ratio == pytest.approx(resume_ratio)  # a number, not NaN
+    q8, f16 = edge_memory("q8_0"), edge_memory("f16")
+    assert q8["edge_rss_per_conversation_mb"] < f16["edge_rss_per_conversation_mb"]
+    assert q8["edge_rss_mb"] < f16["edge_rss_mb"]  # the smaller KV cache is real memory saved
     ratio, relay_rate, generate_rate = rollout_vs_generate_ratio(rows=2, tokens=8)
     assert 0.3 < ratio < 3
     assert ratio == pytest.approx(relay_rate / generate_rate)
