@@ -17,6 +17,9 @@ machine's speed cancels out:
 * ``resume_latency_ms_p50`` / ``resume_vs_token_ratio``: from the cloud's last
   byte to the SLM's next token, alone and over one SLM token time
   (:mod:`benchmarks.resume`).
+* ``cli_start_ms``, ``first_token_ms``, ``first_token_vs_bare_ratio``: start-up
+  of ``relay --help`` and ``relay run`` against a bare llama-cpp-python script
+  (:mod:`benchmarks.startup`).
 * ``rollout_vs_generate_ratio``: training rollouts through the relay loop on
   transformers / ``generate``, tokens per second, batch of 8 (needs the
   ``train`` extra; see :mod:`benchmarks.rollout`).
@@ -42,6 +45,7 @@ from rich.table import Table
 from benchmarks.memory import edge_memory
 from benchmarks.resume import resume_latency
 from benchmarks.servers import serve_in_process, serve_in_thread
+from benchmarks.startup import startup
 from cloud.engine import Delta, Generation
 from cloud.llama_engine import LlamaEngine
 from edge.fallback import OfflineCloud
@@ -204,6 +208,10 @@ def main() -> None:
         ratios = splice_ratios(slm, (256, 1024, 3072), repeats * 2)
         results["splice_ratios"] = {str(k): v for k, v in ratios.items()}
         results["splice_ratio_max"] = max(ratios.values())
+        status.update("start-up")
+        question = [{"role": "user", "content": "Hi"}]
+        prompt = LlamaChat(slm).render(question)
+        results |= startup(slm_path, prompt, 3 if args.quick else 7)
         status.update("edge memory")
         results |= {key: value for key, value in edge_memory("q8_0").items() if key != "n_ctx"}
         results["edge_rss_mb_f16_kv"] = edge_memory("f16")["edge_rss_mb"]
@@ -242,13 +250,14 @@ TARGETS = {
     "rollout_vs_generate_ratio": (">=", 0.8),
     "resume_vs_token_ratio": ("<=", 1.5),
     "edge_rss_mb": ("<=", 250.0),
+    "first_token_vs_bare_ratio": ("<=", 1.2),
 }
 
 
 def show(console: Console, results: dict[str, object]) -> None:
     table = Table("figure", "value", "target", "met", title=f"relayllm ({results['machine']})")
     extra = ("handoff_wall_ms_p50", "resume_latency_ms_p50", "edge_rss_per_conversation_mb",
-             "edge_rss_mb_f16_kv", "rollout_tokens_per_s")  # fmt: skip
+             "edge_rss_mb_f16_kv", "rollout_tokens_per_s", "cli_start_ms", "first_token_ms")  # fmt: skip
     for name in (*TARGETS, *extra):
         if name not in results:
             continue

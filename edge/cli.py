@@ -8,7 +8,9 @@ so ``relay --help`` answers at once.
 
 from __future__ import annotations
 
+import importlib
 import logging
+import threading
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -111,6 +113,11 @@ TempOpt = Annotated[
 ]
 
 
+def _preload_llama() -> None:
+    """Start importing llama.cpp's bindings on a thread while the command reads its settings."""
+    threading.Thread(target=importlib.import_module, args=("llama_cpp",), daemon=True).start()
+
+
 def settings_from(**flags: Any) -> EdgeSettings:
     """Flags given on the command line over environment, config file and defaults.
 
@@ -156,6 +163,7 @@ def run(
     if not question.strip():
         err.print("[red]error:[/red] the question is empty")
         raise typer.Exit(2)
+    _preload_llama()
     settings = settings_from(
         slm=slm, cloud_url=cloud_url, cloud_key=cloud_key, cloud_model=cloud_model,
         policy=policy, offline=offline, max_calls=max_calls, max_tokens=max_tokens, seed=seed,
@@ -198,6 +206,7 @@ def chat(
     Ctrl-C stops an answer and keeps what was shown; Ctrl-C or Ctrl-D at the prompt
     (or /exit) ends the chat.
     """
+    _preload_llama()
     settings = settings_from(
         slm=slm, cloud_url=cloud_url, cloud_key=cloud_key, cloud_model=cloud_model,
         policy=policy, offline=offline, max_calls=max_calls, max_tokens=max_tokens, seed=seed,

@@ -7,6 +7,7 @@ piece of text: the small local model (``slm``) or the cloud model (``llm``).
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
@@ -131,9 +132,11 @@ RelayEvent = Annotated[
     Field(discriminator="type"),
 ]
 
-_ADAPTER: TypeAdapter[RelayEvent] = TypeAdapter(RelayEvent)
+@cache
+def _adapter() -> TypeAdapter[RelayEvent]:
+    return TypeAdapter(RelayEvent)  # built on first use: it costs startup time
 
 
 def parse_event(data: str | bytes) -> RelayEvent:
     """Read one event back from its JSON form."""
-    return _ADAPTER.validate_json(data)
+    return _adapter().validate_json(data)
