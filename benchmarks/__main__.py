@@ -256,8 +256,10 @@ TARGETS = {
 
 def show(console: Console, results: dict[str, object]) -> None:
     table = Table("figure", "value", "target", "met", title=f"relayllm ({results['machine']})")
-    extra = ("handoff_wall_ms_p50", "resume_latency_ms_p50", "edge_rss_per_conversation_mb",
-             "edge_rss_mb_f16_kv", "rollout_tokens_per_s", "cli_start_ms", "first_token_ms")  # fmt: skip
+    extra = (
+        "handoff_wall_ms_p50", "resume_latency_ms_p50", "edge_rss_per_conversation_mb",
+        "edge_rss_mb_f16_kv", "rollout_tokens_per_s", "cli_start_ms", "first_token_ms",
+    )  # fmt: skip
     for name in (*TARGETS, *extra):
         if name not in results:
             continue

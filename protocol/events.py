@@ -132,6 +132,7 @@ RelayEvent = Annotated[
     Field(discriminator="type"),
 ]
 
+
 @cache
 def _adapter() -> TypeAdapter[RelayEvent]:
     return TypeAdapter(RelayEvent)  # built on first use: it costs startup time
