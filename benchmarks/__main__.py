@@ -17,6 +17,9 @@ machine's speed cancels out:
 * ``resume_latency_ms_p50`` / ``resume_vs_token_ratio``: from the cloud's last
   byte to the SLM's next token, alone and over one SLM token time
   (:mod:`benchmarks.resume`).
+* ``concurrent_streams_ok``, ``ttft_p95_ms``, ``cloud_tokens_per_s``,
+  ``prefix_reuse_interleaved``: relay-cloud under several users
+  (:mod:`benchmarks.concurrency`).
 * ``cli_start_ms``, ``first_token_ms``, ``first_token_vs_bare_ratio``: start-up
   of ``relay --help`` and ``relay run`` against a bare llama-cpp-python script
   (:mod:`benchmarks.startup`).
@@ -42,6 +45,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.concurrency import concurrent_streams, interleaved_prefix_reuse
 from benchmarks.memory import edge_memory
 from benchmarks.resume import resume_latency
 from benchmarks.servers import serve_in_process, serve_in_thread
@@ -225,6 +229,9 @@ def main() -> None:
         results["handoff_wall_ms_p50"] = wall
         status.update("cloud prefix reuse")
         results["cloud_prefix_reuse_ratio"] = cloud_prefix_reuse(slm, cloud_path, Path(tmp))
+        status.update("several users")
+        results |= concurrent_streams(cloud_path, count=20 if args.quick else 50)
+        results["prefix_reuse_interleaved"] = interleaved_prefix_reuse(cloud_path)
         if importlib.util.find_spec("torch") is not None:
             from benchmarks.rollout import rollout_vs_generate_ratio
 
@@ -251,6 +258,7 @@ TARGETS = {
     "resume_vs_token_ratio": ("<=", 1.5),
     "edge_rss_mb": ("<=", 250.0),
     "first_token_vs_bare_ratio": ("<=", 1.2),
+    "prefix_reuse_interleaved": ("<=", 0.5),
 }
 
 
@@ -259,6 +267,7 @@ def show(console: Console, results: dict[str, object]) -> None:
     extra = (
         "handoff_wall_ms_p50", "resume_latency_ms_p50", "edge_rss_per_conversation_mb",
         "edge_rss_mb_f16_kv", "rollout_tokens_per_s", "cli_start_ms", "first_token_ms",
+        "concurrent_streams_ok", "ttft_p95_ms", "cloud_tokens_per_s",
     )  # fmt: skip
     for name in (*TARGETS, *extra):
         if name not in results:

@@ -16,7 +16,7 @@ from fastapi import Depends, FastAPI, Request
 from cloud.auth import ApiKeys, require_api_key
 from cloud.engine import Engine
 from cloud.limits import BodySizeLimit
-from cloud.serving import Response, serve_chat, serve_completion
+from cloud.serving import Admission, Response, serve_chat, serve_completion
 from cloud.settings import CloudSettings
 from edge.openai_compat.server import add_error_handlers
 from protocol.wire import ChatCompletionRequest, CompletionRequest, ModelCard, ModelList
@@ -50,8 +50,9 @@ def build_engine(settings: CloudSettings) -> Engine:
 
     path = resolve_model(settings.model, default="cloud")
     return LlamaEngine.load(
-        path, model_id=settings.model_id, n_ctx=settings.n_ctx, n_threads=settings.n_threads
-    )
+        path, model_id=settings.model_id, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
+        prompt_slots=settings.prompt_slots,
+    )  # fmt: skip
 
 
 def create_app(settings: CloudSettings, engine: Engine | None = None) -> FastAPI:
@@ -69,6 +70,7 @@ def create_app(settings: CloudSettings, engine: Engine | None = None) -> FastAPI
 
     app = FastAPI(title="relayllm cloud", lifespan=lifespan)
     app.state.api_keys = ApiKeys(settings.load_api_keys())
+    app.state.admission = Admission(settings.max_queue)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     add_error_handlers(app)
     _add_routes(app)
@@ -88,8 +90,8 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.post("/v1/completions", dependencies=guarded, response_model=None)
     async def completions(body: CompletionRequest, request: Request) -> Response:
-        return await serve_completion(request.app.state.engine, body)
+        return await serve_completion(request.app.state.engine, body, request.app.state.admission)
 
     @app.post("/v1/chat/completions", dependencies=guarded, response_model=None)
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
-        return await serve_chat(request.app.state.engine, body)
+        return await serve_chat(request.app.state.engine, body, request.app.state.admission)

@@ -26,7 +26,11 @@ def main() -> None:
 
 
 def _settings(**flags: Any) -> CloudSettings:
-    given = {name: value for name, value in flags.items() if value not in (None, [], False)}
+    given = {  # not given: None, an empty list, an unset switch; 0 is a value
+        name: value
+        for name, value in flags.items()
+        if value is not None and value != [] and value is not False
+    }
     try:
         return CloudSettings(**given)
     except ValidationError as exc:
@@ -59,6 +63,12 @@ def serve(
         bool, typer.Option("--insecure-no-auth", help="No API key needed (loopback only).")
     ] = False,
     max_body_bytes: Annotated[int | None, typer.Option(help="Largest request body.")] = None,
+    max_queue: Annotated[
+        int | None, typer.Option(help="Requests answered or waiting at once (then 429).")
+    ] = None,
+    prompt_slots: Annotated[
+        int | None, typer.Option(help="Conversations whose KV context the engine keeps.")
+    ] = None,
     upstream_url: Annotated[
         str | None, typer.Option(help="Forward to this OpenAI-compatible base URL.")
     ] = None,
@@ -84,6 +94,8 @@ def serve(
         api_keys_file=api_keys_file,
         insecure_no_auth=insecure_no_auth,
         max_body_bytes=max_body_bytes,
+        max_queue=max_queue,
+        prompt_slots=prompt_slots,
         upstream_url=upstream_url,
         upstream_api_key=upstream_api_key,
         upstream_model=upstream_model,

@@ -3,7 +3,8 @@
 Requests run one at a time on the model's worker thread (others wait their
 turn in arrival order); a client that goes away stops its generation after the
 current token. The KV cache survives between requests, so a prompt that
-extends the previous one, the relay's pattern, evaluates only its new suffix;
+extends an earlier one, the relay's pattern, evaluates only its new suffix,
+even when other users' requests came in between (:mod:`cloud.prompt_slots`);
 the re-used count is reported as ``usage.prompt_tokens_details.cached_tokens``.
 """
 
@@ -15,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from cloud.engine import Delta, Generation
+from cloud.prompt_slots import PromptSlots
 from edge.llama import LlamaChat, LlamaModel, iterate_in_thread
 from protocol.errors import ContextOverflow
 from protocol.stops import StopMatcher
@@ -26,9 +28,10 @@ __all__ = ["LlamaEngine"]
 class LlamaEngine:
     """Serves one :class:`LlamaModel` under ``model_id``."""
 
-    def __init__(self, model: LlamaModel, model_id: str) -> None:
+    def __init__(self, model: LlamaModel, model_id: str, *, prompt_slots: int = 4) -> None:
         self.model = model
         self.model_id = model_id
+        self.slots = PromptSlots(model, prompt_slots)
         self._chat = LlamaChat(model)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama-engine")
 
@@ -40,9 +43,10 @@ class LlamaEngine:
         model_id: str | None = None,
         n_ctx: int = 4096,
         n_threads: int | None = None,
+        prompt_slots: int = 4,
     ) -> LlamaEngine:
         model = LlamaModel(path, n_ctx=n_ctx, n_threads=n_threads)
-        return cls(model, model_id or path.stem)
+        return cls(model, model_id or path.stem, prompt_slots=prompt_slots)
 
     def complete(self, prompt: str, generation: Generation) -> AsyncIterator[Delta]:
         return self._stream(lambda: self.model.tokenize_prompt(prompt), generation)
@@ -75,6 +79,7 @@ class LlamaEngine:
         prompt = tokenize()
         if len(prompt) >= self.model.n_ctx:
             raise ContextOverflow(len(prompt), self.model.n_ctx)
+        self.slots.prepare(prompt)
         cached = self.model.sync(prompt, exact=generation.sampling.seed is not None)
         yield Delta()  # the prompt is accepted: the response can begin
         room = self.model.n_ctx - len(prompt)

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from cloud.engine import Delta, Engine, Generation
 from edge.openai_compat.server import event_stream
-from protocol.errors import ModelNotFound, RelayError
+from protocol.errors import ModelNotFound, Overloaded, RelayError
 from protocol.sampling import SamplingParams
 from protocol.wire import (
     SSE_DONE,
@@ -35,7 +35,7 @@ from protocol.wire import (
     new_id,
 )
 
-__all__ = ["serve_chat", "serve_completion"]
+__all__ = ["Admission", "serve_chat", "serve_completion"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,36 @@ def _generation(request: CompletionRequest | ChatCompletionRequest) -> Generatio
         seed=request.seed,
     )
     return Generation(sampling, request.token_limit, request.stop_sequences)
+
+
+class Admission:
+    """How many requests may be answered or wait at once; beyond that, 429 with Retry-After.
+
+    Requests are then served first come, first served by the engine's own queue.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_flight = 0
+
+    def admit(self, deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
+        """``deltas``, counted until they end (or are closed); refused when full."""
+        if self.in_flight >= self.limit:
+            raise Overloaded(
+                f"{self.in_flight} requests are being answered or waiting (the limit); "
+                "try again shortly",
+                retry_after_s=2.0,
+            )
+        self.in_flight += 1
+        return self._counted(deltas)
+
+    async def _counted(self, deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
+        try:
+            async for delta in deltas:
+                yield delta
+        finally:
+            self.in_flight -= 1
+            await deltas.aclose()  # type: ignore[attr-defined]
 
 
 def _check_model(engine: Engine, request: CompletionRequest | ChatCompletionRequest) -> None:
@@ -90,10 +120,12 @@ async def _sse(
     yield SSE_DONE
 
 
-async def serve_completion(engine: Engine, request: CompletionRequest) -> Response:
+async def serve_completion(
+    engine: Engine, request: CompletionRequest, admission: Admission
+) -> Response:
     """``/v1/completions``: continue the raw prompt."""
     _check_model(engine, request)
-    deltas = engine.complete(request.prompt_text, _generation(request))
+    deltas = admission.admit(engine.complete(request.prompt_text, _generation(request)))
     await anext(deltas)  # raises request errors before the response starts
     rid, model = new_id("cmpl"), engine.model_id
     if not request.stream:
@@ -112,11 +144,16 @@ async def serve_completion(engine: Engine, request: CompletionRequest) -> Respon
     return event_stream(_sse(deltas, chunk, usage if request.include_usage else None))
 
 
-async def serve_chat(engine: Engine, request: ChatCompletionRequest) -> Response:
+async def serve_chat(
+    engine: Engine, request: ChatCompletionRequest, admission: Admission
+) -> Response:
     """``/v1/chat/completions``: answer, or continue a final assistant message."""
     _check_model(engine, request)
     continue_final = request.continues_final_message
-    deltas = engine.chat(request.messages, _generation(request), continue_final=continue_final)
+    generation = _generation(request)
+    deltas = admission.admit(
+        engine.chat(request.messages, generation, continue_final=continue_final)
+    )
     await anext(deltas)
     rid, model = new_id("chatcmpl"), engine.model_id
     if not request.stream:

@@ -41,6 +41,12 @@ class CloudSettings(BaseSettings):
         False, description="Accept requests without a key (loopback only)."
     )
     max_body_bytes: int = Field(1 << 20, ge=1024, le=1 << 30, description="Largest request body.")
+    max_queue: int = Field(
+        64, ge=1, le=100_000, description="Requests answered or waiting at once (then 429)."
+    )
+    prompt_slots: int = Field(
+        4, ge=0, le=64, description="Embedded engine: conversations whose context is kept."
+    )
     upstream_url: str | None = Field(None, description="OpenAI-compatible base URL to forward to.")
     upstream_api_key: SecretStr | None = Field(None, description="Key for the upstream server.")
     upstream_model: str | None = Field(None, description="Upstream model (default: its first).")

@@ -8,6 +8,8 @@ state. It keeps the cache and the token list in step so callers can
   previous one, as every relay call and chat turn does);
 * ``eval(tokens)``: append tokens to the cache (the relay's splice);
 * ``rewind(n)``: drop the last ``n`` cached tokens;
+* ``snapshot()`` / ``restore()``: set a context aside and take it up again
+  (the cloud engine keeps several conversations' contexts this way);
 * ``sampler(params)`` / ``Sampler.sample()``: draw the next token.
 
 It is the relay loop's ``LocalModel`` on the edge and the cloud's embedded
@@ -17,9 +19,11 @@ check that nothing is re-read.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,12 +33,20 @@ from protocol.sampling import SamplingParams
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
-__all__ = ["EXACT_BLOCK", "KV_CACHE_TYPES", "LlamaModel", "Sampler"]
+__all__ = ["EXACT_BLOCK", "KV_CACHE_TYPES", "LlamaModel", "Sampler", "Snapshot"]
 
 _CONTROL = 1 << 3  # LLAMA_TOKEN_ATTR_CONTROL
 KV_CACHE_TYPES = {"f16": "GGML_TYPE_F16", "q8_0": "GGML_TYPE_Q8_0"}
 EXACT_BLOCK = 64
 """Tokens per batch when a sync must be reproducible (divides llama.cpp's n_batch)."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A saved context: its tokens and llama.cpp's serialized keys and values."""
+
+    tokens: tuple[int, ...]
+    data: bytes
 
 
 class Sampler:
@@ -230,6 +242,28 @@ class LlamaModel:
             self.eval(tokens[start : start + EXACT_BLOCK])
         self._exact = len(tokens) - len(tokens) % EXACT_BLOCK
         return reused
+
+    def snapshot(self) -> Snapshot:
+        """The cached tokens and their keys and values, to :meth:`restore` later."""
+        import llama_cpp
+
+        ctx = self.llama._ctx.ctx
+        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+        buffer = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0)
+        return Snapshot(tuple(self.tokens), bytes(buffer)[:written])
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Make the cache hold a snapshot's tokens again, without evaluating them."""
+        import llama_cpp
+
+        self.truncate(0)
+        data = (ctypes.c_uint8 * len(snapshot.data)).from_buffer_copy(snapshot.data)
+        if llama_cpp.llama_state_seq_set_data(self.llama._ctx.ctx, data, len(data), 0) == 0:
+            raise ModelUnavailable("llama.cpp could not restore a saved context")
+        count = len(snapshot.tokens)
+        self.llama.input_ids[:count] = snapshot.tokens
+        self.llama.n_tokens = count
 
     def kv_bytes(self) -> int:
         """Memory of the KV cache for the whole context: what one conversation costs."""

@@ -1,0 +1,91 @@
+"""relay-cloud under several users.
+
+* ``concurrent_streams_ok``: of 50 streamed completions sent 10 ms apart, how
+  many finished without an error; ``ttft_p95_ms`` their 95th-percentile time
+  to first token (queueing included: the embedded engine answers one at a
+  time, first come first served); ``cloud_tokens_per_s`` the throughput.
+* ``prefix_reuse_interleaved``: four answers make their first calls, then
+  their second ones, interleaved; the worst second call's share of prompt
+  tokens the engine had to evaluate again (it keeps several contexts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from cloud.engine import Generation
+from cloud.llama_engine import LlamaEngine
+from edge.cloud_process import free_port, running
+from protocol.sampling import SamplingParams
+
+__all__ = ["concurrent_streams", "interleaved_prefix_reuse"]
+
+PROMPT = "The history of the harbour town, told in short chapters. Chapter"
+
+
+async def _streams(base: str, count: int, tokens: int) -> list[tuple[bool, float, int]]:
+    async def one(client: httpx.AsyncClient, index: int) -> tuple[bool, float, int]:
+        await asyncio.sleep(0.01 * index)
+        body = {"prompt": f"{PROMPT} {index}:", "max_tokens": tokens, "stream": True}
+        started, first, pieces = time.monotonic(), 0.0, 0
+        try:
+            async with client.stream("POST", f"{base}/v1/completions", json=body) as response:
+                async for line in response.aiter_lines():
+                    if line.startswith("data: {") and '"text":"' in line:
+                        first = first or time.monotonic() - started
+                        pieces += 1
+                return response.status_code == 200, first, pieces
+        except httpx.HTTPError:
+            return False, 0.0, 0
+
+    limits = httpx.Limits(max_connections=count + 10)
+    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+        return await asyncio.gather(*(one(client, i) for i in range(count)))
+
+
+def concurrent_streams(model: Path, count: int = 50, tokens: int = 8) -> dict[str, float]:
+    """The figures of ``count`` concurrent streams against a relay-cloud process."""
+    port = free_port()
+    command = [sys.executable, "-m", "cloud", "serve", "--port", str(port), "--model", str(model),
+               "--insecure-no-auth", "--log-level", "warning"]  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    with running(command, f"{base}/health", quiet=True):
+        started = time.monotonic()
+        results = asyncio.run(_streams(base, count, tokens))
+        elapsed = time.monotonic() - started
+    firsts = sorted(first * 1000 for ok, first, _ in results if ok)
+    return {
+        "concurrent_streams_ok": sum(ok for ok, _, _ in results),
+        "ttft_p95_ms": firsts[max(0, int(0.95 * len(firsts)) - 1)] if firsts else 0.0,
+        "cloud_tokens_per_s": sum(pieces for _, _, pieces in results) / elapsed,
+    }
+
+
+def interleaved_prefix_reuse(model: Path, answers: int = 4) -> float:
+    """The worst second call's evaluated / sent prompt tokens, calls interleaved."""
+    engine = LlamaEngine.load(model, n_ctx=4096, prompt_slots=4)
+    greedy = Generation(SamplingParams(temperature=0.0), max_tokens=8)
+    stories = [f"{PROMPT} {i}. " + "The boats came in and went out again. " * 25
+               for i in range(answers)]  # fmt: skip
+
+    async def second_calls() -> list[float]:
+        async def usage(prompt: str) -> tuple[int, int]:
+            last = [d async for d in engine.complete(prompt, greedy)][-1]
+            assert last.usage is not None
+            return last.usage.prompt_tokens, last.usage.cached_tokens
+
+        for story in stories:
+            await usage(story)
+        shares = []
+        for story in stories:
+            sent, cached = await usage(story + " And then")
+            shares.append((sent - cached) / sent)
+        await engine.aclose()
+        return shares
+
+    return max(asyncio.run(second_calls()))
