@@ -1,13 +1,17 @@
-"""The upstream engine, pointed at a second relay-cloud instance on loopback."""
+"""The upstream engine, pointed at a second relay-cloud, or at llama-cpp-python's own server."""
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
+from edge.cloud_process import running
 from tests.conftest import free_port, relay_cloud
 
 MODEL = "cloud-test"
@@ -85,3 +89,31 @@ def test_upstream_rejecting_our_key_is_502(cloud_url: str) -> None:
     with relay_cloud(*args, "--upstream-api-key", "bad", "--insecure-no-auth") as base:
         response = httpx.post(f"{base}/v1/completions", json={"prompt": "x"}, timeout=30)
     assert response.status_code == 502
+
+
+def test_an_upstream_llama_cpp_server_keeps_its_prompt_cache(slm_path: Path) -> None:
+    """relay-cloud in front of llama-cpp-python's own server: a grown prompt is quick."""
+    port = free_port()
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(slm_path), "--port",
+               str(port), "--n_ctx", "2048", "--model_alias", "slm", "--n_threads", "2"]  # fmt: skip
+    with (
+        running(command, f"http://127.0.0.1:{port}/v1/models", quiet=True),
+        relay_cloud(
+            "--upstream-url",
+            f"http://127.0.0.1:{port}/v1",
+            "--upstream-model",
+            "slm",
+            "--insecure-no-auth",
+        ) as front,  # fmt: skip
+    ):
+        story = "The boats came in and went out again, and the town watched them. " * 25
+
+        def seconds(prompt: str) -> float:
+            started = time.perf_counter()
+            body = {"prompt": prompt, "max_tokens": 2, "temperature": 0}
+            assert httpx.post(f"{front}/v1/completions", json=body, timeout=120).status_code == 200
+            return time.perf_counter() - started
+
+        first = seconds(story)
+        second = seconds(story + " And then the harbour")  # the relay's second call
+    assert second < 0.5 * first
