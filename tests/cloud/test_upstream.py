@@ -94,8 +94,9 @@ def test_upstream_rejecting_our_key_is_502(cloud_url: str) -> None:
 def test_an_upstream_llama_cpp_server_keeps_its_prompt_cache(slm_path: Path) -> None:
     """relay-cloud in front of llama-cpp-python's own server: a grown prompt is quick."""
     port = free_port()
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(slm_path), "--port",
-               str(port), "--n_ctx", "2048", "--model_alias", "slm", "--n_threads", "2"]  # fmt: skip
+    options = {"--model": str(slm_path), "--port": str(port), "--n_ctx": "2048",
+               "--model_alias": "slm", "--n_threads": "2"}  # fmt: skip
+    command = [sys.executable, "-m", "llama_cpp.server", *(x for o in options.items() for x in o)]
     with (
         running(command, f"http://127.0.0.1:{port}/v1/models", quiet=True),
         relay_cloud(
