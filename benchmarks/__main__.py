@@ -18,7 +18,8 @@ machine's speed cancels out:
   byte to the SLM's next token, alone and over one SLM token time
   (:mod:`benchmarks.resume`).
 * ``concurrent_streams_ok``, ``ttft_p95_ms``, ``cloud_tokens_per_s``,
-  ``prefix_reuse_interleaved``: relay-cloud under several users
+  ``prefix_reuse_interleaved``, ``upstream_prefix_reuse_time_ratio``: relay-cloud
+  under several users, and in front of llama-cpp-python's server
   (:mod:`benchmarks.concurrency`).
 * ``cli_start_ms``, ``first_token_ms``, ``first_token_vs_bare_ratio``: start-up
   of ``relay --help`` and ``relay run`` against a bare llama-cpp-python script
@@ -45,7 +46,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.concurrency import concurrent_streams, interleaved_prefix_reuse
+from benchmarks.concurrency import (
+    concurrent_streams,
+    interleaved_prefix_reuse,
+    upstream_prefix_reuse,
+)
 from benchmarks.memory import edge_memory
 from benchmarks.resume import resume_latency
 from benchmarks.servers import serve_in_process, serve_in_thread
@@ -232,6 +237,7 @@ def main() -> None:
         status.update("several users")
         results |= concurrent_streams(cloud_path, count=20 if args.quick else 50)
         results["prefix_reuse_interleaved"] = interleaved_prefix_reuse(cloud_path)
+        results["upstream_prefix_reuse_time_ratio"] = upstream_prefix_reuse(slm_path)
         if importlib.util.find_spec("torch") is not None:
             from benchmarks.rollout import rollout_vs_generate_ratio
 
@@ -268,6 +274,7 @@ def show(console: Console, results: dict[str, object]) -> None:
         "handoff_wall_ms_p50", "resume_latency_ms_p50", "edge_rss_per_conversation_mb",
         "edge_rss_mb_f16_kv", "rollout_tokens_per_s", "cli_start_ms", "first_token_ms",
         "concurrent_streams_ok", "ttft_p95_ms", "cloud_tokens_per_s",
+        "upstream_prefix_reuse_time_ratio",
     )  # fmt: skip
     for name in (*TARGETS, *extra):
         if name not in results:

@@ -89,3 +89,34 @@ def interleaved_prefix_reuse(model: Path, answers: int = 4) -> float:
         return shares
 
     return max(asyncio.run(second_calls()))
+
+
+def upstream_prefix_reuse(slm: Path) -> float:
+    """Second call / first call time through relay-cloud in front of llama-cpp-python's server.
+
+    The relay's second call resends the first one's prompt, grown: an upstream that keeps
+    its prompt cache answers it in a fraction of the time.
+    """
+    port = free_port()
+    upstream = [sys.executable, "-m", "llama_cpp.server", "--model", str(slm), "--port",
+                str(port), "--n_ctx", "4096", "--model_alias", "slm"]  # fmt: skip
+    front_port = free_port()
+    front = [sys.executable, "-m", "cloud", "serve", "--port", str(front_port), "--upstream-url",
+             f"http://127.0.0.1:{port}/v1", "--upstream-model", "slm", "--insecure-no-auth",
+             "--log-level", "warning"]  # fmt: skip
+    story = "The boats came in and went out again, and the town watched them. " * 60
+    with (
+        running(upstream, f"http://127.0.0.1:{port}/v1/models", quiet=True),
+        running(front, f"http://127.0.0.1:{front_port}/health", quiet=True),
+    ):
+
+        def seconds(prompt: str) -> float:
+            started = time.perf_counter()
+            body = {"prompt": prompt, "max_tokens": 4, "temperature": 0}
+            url = f"http://127.0.0.1:{front_port}/v1/completions"
+            httpx.post(url, json=body, timeout=300).raise_for_status()
+            return time.perf_counter() - started
+
+        seconds("Hello")
+        first = seconds(story)
+        return seconds(story + " And then the harbour") / first
