@@ -14,8 +14,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from edge.llama import LlamaModel
-from edge.llama.model import Snapshot
-from edge.splice import common_prefix
+from edge.llama.model import Snapshot, common_prefix
 
 __all__ = ["MIN_GAIN", "PromptSlots"]
 

@@ -42,12 +42,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.client import CloudBudget, CloudEnd, CloudRequest, CloudText
+from edge.llama.model import common_prefix
 from edge.local_model import TextCodec
 from edge.policies import CallPolicy, PolicyState
 from edge.prompt import RelayPrompt
 from edge.record import AnswerRecord, CallRecord
 from edge.repetition import repeating
-from edge.splice import Splice, common_prefix
+from edge.splice import Splice
 from protocol.calls import (
     DEFAULT_MAX_CALL_TOKENS,
     CallCommand,

@@ -21,9 +21,10 @@ SLM resumes about one token's time after the cloud's last byte.
 
 from __future__ import annotations
 
+from edge.llama.model import common_prefix
 from edge.local_model import TextCodec
 
-__all__ = ["Splice", "common_prefix"]
+__all__ = ["Splice"]
 
 
 class Splice:
@@ -95,11 +96,3 @@ class Splice:
             except UnicodeDecodeError:
                 tokens = tokens[:-1]
         return "", []
-
-
-def common_prefix(a: list[int], b: list[int]) -> int:
-    """The length of the common prefix of ``a`` and ``b``."""
-    same = 0
-    while same < min(len(a), len(b)) and a[same] == b[same]:
-        same += 1
-    return same

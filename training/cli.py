@@ -66,52 +66,37 @@ def _run(
         raise typer.Exit(130) from exc
 
 
-@app.command()
-def pipeline(
-    out_dir: OutOpt,
-    preset: PresetOpt = None,
-    config: ConfigOpt = None,
-    overrides: SetOpt = None,
-) -> None:
-    """Everything: data, SFT, GRPO, export to DIR/model.gguf, and a held-out check."""
-    _run("heldout", out_dir, preset, config, overrides)
+def _command(stage: str, summary: str, *, takes_model: bool = False) -> None:
+    """Add ``relay-train NAME``: the pipeline up to ``stage`` (``--model`` where it makes sense)."""
+
+    def command(
+        out_dir: OutOpt,
+        preset: PresetOpt = None,
+        config: ConfigOpt = None,
+        overrides: SetOpt = None,
+        model: ModelOpt = None,
+    ) -> None:
+        _run(stage, out_dir, preset, config, overrides, model)
+
+    if not takes_model:
+
+        def command_without_model(
+            out_dir: OutOpt,
+            preset: PresetOpt = None,
+            config: ConfigOpt = None,
+            overrides: SetOpt = None,
+        ) -> None:
+            _run(stage, out_dir, preset, config, overrides)
+
+        app.command(COMMANDS[stage], help=summary)(command_without_model)
+        return
+    app.command(COMMANDS[stage], help=summary)(command)
 
 
-@app.command()
-def data(
-    out_dir: OutOpt, preset: PresetOpt = None, config: ConfigOpt = None, overrides: SetOpt = None
-) -> None:
-    """Write the training and held-out problems (and the expert engine's file)."""
-    _run("data", out_dir, preset, config, overrides)
-
-
-@app.command()
-def sft(
-    out_dir: OutOpt, preset: PresetOpt = None, config: ConfigOpt = None, overrides: SetOpt = None
-) -> None:
-    """SFT warm-up: commands with the cloud's real continuations, LoRA, merged."""
-    _run("sft", out_dir, preset, config, overrides)
-
-
-@app.command()
-def grpo(
-    out_dir: OutOpt,
-    preset: PresetOpt = None,
-    config: ConfigOpt = None,
-    overrides: SetOpt = None,
-    model: ModelOpt = None,
-) -> None:
-    """GRPO on relay rollouts, from the SFT model (or --model)."""
-    _run("grpo", out_dir, preset, config, overrides, model)
-
-
-@app.command()
-def export(
-    out_dir: OutOpt,
-    preset: PresetOpt = None,
-    config: ConfigOpt = None,
-    overrides: SetOpt = None,
-    model: ModelOpt = None,
-) -> None:
-    """Convert the GRPO model (or --model) to GGUF, quantize, check parity."""
-    _run("export", out_dir, preset, config, overrides, model)
+COMMANDS = {"heldout": "pipeline", "data": "data", "sft": "sft", "grpo": "grpo", "export": "export"}
+_command("heldout", "Everything: data, SFT, GRPO, export to DIR/model.gguf, a held-out check.")
+_command("data", "Write the training and held-out problems (and the expert engine's file).")
+_command("sft", "SFT warm-up: commands with the cloud's real continuations, LoRA, merged.")
+_command("grpo", "GRPO on relay rollouts, from the SFT model (or --model).", takes_model=True)
+_command("export", "Convert the GRPO model (or --model) to GGUF, quantize, check parity.",
+         takes_model=True)  # fmt: skip

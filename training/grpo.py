@@ -30,7 +30,7 @@ from protocol.sampling import SamplingParams
 from training.config import RunConfig
 from training.grading import grade
 from training.hf_backend import HFBatch
-from training.metrics import MetricsLog, last_checkpoint, lora_config, trainer_device_args
+from training.metrics import MetricsLog, last_checkpoint, lora_config, trainer_args
 from training.models import LoadedSLM
 from training.problems import Problem, messages_for
 from training.reward import RewardWeights, relay_rewards
@@ -160,18 +160,8 @@ def train_grpo(
         beta=settings.beta,
         epsilon=settings.epsilon,
         epsilon_high=settings.epsilon_high,
-        weight_decay=0.01,
-        max_grad_norm=1.0,
-        gradient_checkpointing=False,  # small models: recomputing costs more than it saves
-        logging_steps=1,
-        save_strategy="steps",
-        save_steps=5,
-        save_total_limit=1,
-        report_to=[],
-        seed=config.seed,
-        data_seed=config.seed,
         remove_unused_columns=False,
-        **trainer_device_args(config),
+        **trainer_args(config, save_steps=5),
     )
     weights = RewardWeights(settings.solo_reward, settings.stubborn_reward, settings.format_penalty)
     rollout = RelayRollout(chat, cloud, answers, config, n_ctx=n_ctx, metrics=metrics)

@@ -16,7 +16,7 @@ from typing import Any
 
 from training.config import LoraConfig, RunConfig
 
-__all__ = ["MetricsLog", "last_checkpoint", "lora_config", "plot", "trainer_device_args"]
+__all__ = ["MetricsLog", "last_checkpoint", "lora_config", "plot", "trainer_args"]
 
 
 class MetricsLog:
@@ -75,14 +75,27 @@ def lora_config(settings: LoraConfig) -> Any:
     )
 
 
-def trainer_device_args(config: RunConfig) -> dict[str, Any]:
-    """Trainer arguments for the configured device: bf16 on a GPU, the CPU otherwise."""
+def trainer_args(config: RunConfig, *, save_steps: int) -> dict[str, Any]:
+    """Trainer arguments every stage shares: the method's AdamW settings, a log line per step,
+    one checkpoint kept (to resume from), fixed seeds, and the device (bf16 on a GPU)."""
     import torch
 
     if config.threads:
         torch.set_num_threads(config.threads)
     cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
-    return {"bf16": True} if cuda else {"use_cpu": True}
+    return {
+        "weight_decay": 0.01,
+        "max_grad_norm": 1.0,
+        "gradient_checkpointing": False,  # small models: recomputing costs more than it saves
+        "logging_steps": 1,
+        "save_strategy": "steps",
+        "save_steps": save_steps,
+        "save_total_limit": 1,
+        "report_to": [],
+        "seed": config.seed,
+        "data_seed": config.seed,
+        **({"bf16": True} if cuda else {"use_cpu": True}),
+    }
 
 
 GRPO_FIGURES = {

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from training.config import RunConfig
-from training.metrics import MetricsLog, last_checkpoint, lora_config, trainer_device_args
+from training.metrics import MetricsLog, last_checkpoint, lora_config, trainer_args
 from training.models import LoadedSLM
 from training.warmup import WarmupExample
 
@@ -44,17 +44,7 @@ def train_sft(
         max_length=settings.max_length,
         lr_scheduler_type="cosine",
         warmup_steps=0.05,
-        weight_decay=0.01,
-        max_grad_norm=1.0,
-        gradient_checkpointing=False,  # small models: recomputing costs more than it saves
-        logging_steps=1,
-        save_strategy="steps",
-        save_steps=25,
-        save_total_limit=1,
-        report_to=[],
-        seed=config.seed,
-        data_seed=config.seed,
-        **trainer_device_args(config),
+        **trainer_args(config, save_steps=25),
     )
     trainer = SFTTrainer(
         model=slm.model,

@@ -33,12 +33,20 @@ from protocol.sampling import SamplingParams
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
-__all__ = ["EXACT_BLOCK", "KV_CACHE_TYPES", "LlamaModel", "Sampler", "Snapshot"]
+__all__ = ["EXACT_BLOCK", "KV_CACHE_TYPES", "LlamaModel", "Sampler", "Snapshot", "common_prefix"]
 
 _CONTROL = 1 << 3  # LLAMA_TOKEN_ATTR_CONTROL
 KV_CACHE_TYPES = {"f16": "GGML_TYPE_F16", "q8_0": "GGML_TYPE_Q8_0"}
 EXACT_BLOCK = 64
 """Tokens per batch when a sync must be reproducible (divides llama.cpp's n_batch)."""
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens ``a`` and ``b`` share."""
+    same = 0
+    while same < min(len(a), len(b)) and a[same] == b[same]:
+        same += 1
+    return same
 
 
 @dataclass(frozen=True)
@@ -225,12 +233,7 @@ class LlamaModel:
             raise ValueError("cannot sync to an empty token list")
         if len(tokens) >= self.n_ctx:
             raise ContextOverflow(len(tokens), self.n_ctx)
-        reused = 0
-        for cached, new in zip(self.llama._input_ids[: self.n_tokens], tokens, strict=False):
-            if cached != new:
-                break
-            reused += 1
-        reused = min(reused, len(tokens) - 1)
+        reused = min(common_prefix(self.tokens, tokens), len(tokens) - 1)
         if not exact:
             self.truncate(reused)
             self.eval(tokens[reused:])

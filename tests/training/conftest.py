@@ -27,6 +27,13 @@ def hf_slm(slm_path: Path) -> LoadedSLM:
     return load_slm(slm_path)
 
 
+@pytest.fixture
+def trainable_slm(hf_slm: LoadedSLM) -> LoadedSLM:
+    """A copy of the SLM a test may train, leaving the shared one as it was."""
+    model = copy.deepcopy(hf_slm.model)
+    return LoadedSLM(model, hf_slm.tokenizer, hf_slm.chat_template, hf_slm.source)
+
+
 @pytest.fixture(scope="session")
 def f16_pair(hf_slm: LoadedSLM, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
     """A transformers model and an f16 GGUF of exactly its weights (llama.cpp's converter)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import pytest
@@ -56,14 +55,12 @@ def test_rollouts_keep_cloud_tokens_out_of_the_loss_and_match_the_edge_loop(
 
 @pytest.mark.slow
 def test_one_grpo_step_end_to_end(
-    hf_slm: LoadedSLM,
+    trainable_slm: LoadedSLM,
     expert_problems: tuple[list[Problem], Path],
     expert_cloud: FallbackCloud,
     tmp_path: Path,
 ) -> None:
-    slm = LoadedSLM(
-        copy.deepcopy(hf_slm.model), hf_slm.tokenizer, hf_slm.chat_template, hf_slm.source
-    )
+    slm = trainable_slm
     chat = HFChat(slm.tokenizer, template=slm.chat_template)
     log = MetricsLog(tmp_path / "metrics.jsonl")
     folder = train_grpo(slm, expert_problems[0][:2], chat, expert_cloud, tmp_path,

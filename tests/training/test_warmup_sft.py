@@ -100,16 +100,12 @@ def test_examples_are_the_sequences_the_edge_loop_builds(
 
 @pytest.mark.slow
 def test_sft_overfits_a_tiny_batch(
-    hf_slm: LoadedSLM,
+    trainable_slm: LoadedSLM,
     expert_problems: tuple[list[Problem], Path],
     expert_cloud: FallbackCloud,
     tmp_path: Path,
 ) -> None:
-    import copy
-
-    slm = LoadedSLM(
-        copy.deepcopy(hf_slm.model), hf_slm.tokenizer, hf_slm.chat_template, hf_slm.source
-    )
+    slm = trainable_slm
     examples = warmup(slm, expert_problems[0][:4], expert_cloud, no_call_share=0.25)
     config = load_config(
         None, None, ["sft.learning_rate=0.002", "sft.batch_size=4", "sft.epochs=12"]
