@@ -163,9 +163,9 @@ class RelayAnswer:
         asked = self._deferred or (yield from self._ask_policy())
         if asked and not self._decoder.getstate()[0]:  # only at a character boundary
             self._deferred = 0
-            yield from self._show(self._scanner.flush())
             granted = yield from self._grant(asked, "")
             if granted:
+                yield from self._show(self._scanner.flush())  # a partial tag is text now
                 yield from self._call(asked, granted)
                 return
         elif asked:
@@ -235,13 +235,16 @@ class RelayAnswer:
         return (yield from self._grant(asked, command.raw))
 
     def _grant(self, requested: int, raw: str) -> Generator[Step, Any, int]:
+        """Tokens a call may have; 0 past the call limit or the room, which a command (not a
+        policy's wish, asked again at every token) reports as skipped."""
         reason: SkipReason | None = None
         if len(self.record.calls) >= self.limits.max_calls:
             reason = "limit"
         elif self._left() <= 1:
             reason = "no room"
         if reason is not None:
-            yield CallSkipped(requested=requested, reason=reason, raw=raw)
+            if raw:
+                yield CallSkipped(requested=requested, reason=reason, raw=raw)
             return 0
         return min(requested, self._left())
 
