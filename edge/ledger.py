@@ -4,7 +4,9 @@ A call first *reserves* its worst case inside one ``BEGIN IMMEDIATE``
 transaction that also reads what is already spent, so concurrent answers, in
 threads or processes, can never both take the last of a cap. Settling replaces
 the reservation with what the call really used. A reservation left by a crash
-stops counting after ``stale_after_s``; settled rows are never rewritten.
+stops counting after ``stale_after_s``; settled rows are never rewritten. A
+damaged file is moved aside (never silently reset) and opening it fails with
+one line that says where it went.
 """
 
 from __future__ import annotations
@@ -65,8 +67,14 @@ class Ledger:
             with self._connect() as db:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
+                damage = db.execute("PRAGMA quick_check").fetchone()[0]
+        except (OSError, sqlite3.OperationalError) as exc:  # unreadable, unwritable, locked
             raise SetupError(f"cannot use the ledger at {path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:  # not a database, or a damaged one
+            damage = str(exc)
+        if damage != "ok":
+            self.close()
+            raise SetupError(_move_aside(path, damage))
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -159,6 +167,22 @@ class Ledger:
             (key, now - self.stale_after_s),
         ).fetchone()
         return Spend(int(tokens or 0), float(usd or 0.0), int(calls))
+
+
+def _move_aside(path: Path, damage: str) -> str:
+    """Rename a damaged ledger (and its WAL files) out of the way; say where it went."""
+    lines = [line for line in damage.splitlines() if line.strip() and not line.startswith("*")]
+    damage = lines[0] if lines else "damaged"
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        source = path.with_name(path.name + suffix)
+        if source.exists():
+            source.rename(aside.with_name(aside.name + suffix))
+    return (
+        f"the ledger at {path} is damaged ({damage}); it was moved to {aside} and the next run "
+        "starts a new one (spend recorded in the old file no longer counts toward the caps)"
+    )
 
 
 def _periods(when: float) -> tuple[str, str]:
