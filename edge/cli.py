@@ -40,6 +40,26 @@ out = Console()
 err = Console(stderr=True, soft_wrap=True)  # one error, one line: never wrapped at 80 columns
 
 
+def _print_version(given: bool) -> None:
+    if given:
+        from importlib.metadata import version
+
+        out.print(f"relayllm {version('relayllm')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """relayllm on this device: a small local model that asks the cloud for help."""
+
+
 def fail(exc: RelayError) -> typer.Exit:
     """Print ``exc`` in red on stderr; the exit (code 1) for the caller to raise."""
     err.print(f"[red]error:[/red] {escape(exc.message)}")

@@ -200,3 +200,11 @@ def test_help_is_quick_and_names_the_defaults() -> None:
     code = f"import sys, edge.cli; print(sorted({heavy} & set(sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert loaded.stdout.strip() == "[]"
+
+
+def test_version_is_the_installed_one() -> None:
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"relayllm {version('relayllm')}"
