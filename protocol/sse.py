@@ -11,7 +11,9 @@ reported, never guessed at:
   (the stream is broken; what arrived before it stays valid);
 * a missing finish reason, or one other than ``stop``/``length``, is read as
   ``length`` (hand back to the small model) and :attr:`CompletionStream.note`
-  says so.
+  says so;
+* a stream that ends with neither ``[DONE]`` nor a finish reason is not
+  :attr:`CompletionStream.complete`: its reader treats it as cut.
 """
 
 from __future__ import annotations
@@ -72,6 +74,12 @@ class CompletionStream:
             texts += self._read(payload)
         self.pieces += len(texts)
         return texts
+
+    @property
+    def complete(self) -> bool:
+        """Whether the server marked the end (``[DONE]`` or a finish reason): a stream that
+        stops without either was cut, however cleanly its connection closed."""
+        return self.done or self._finish is not None
 
     @property
     def finish_reason(self) -> FinishReason:

@@ -111,8 +111,10 @@ def stream_completion(
 
     Outages before the first byte (unreachable, 429, 5xx) are retried up to
     ``retries`` times with exponential backoff (or the server's
-    ``Retry-After``); nothing is retried once the stream has begun. The whole
-    call, retries included, ends after ``total_timeout_s``.
+    ``Retry-After``); nothing is retried once the stream has begun, nor when the
+    wait would reach past the deadline (the outage is reported at once). The
+    whole call, retries included, ends after ``total_timeout_s``; the error then
+    says what was happening when time ran out.
     """
     deadline = time.monotonic() + total_timeout_s
     attempt = 0
@@ -124,14 +126,15 @@ def stream_completion(
                 return
         except CloudUnavailable as exc:
             left = deadline - time.monotonic()
-            if first_byte[0] or attempt >= retries or left <= 0:
-                if time.monotonic() > deadline:
-                    raise CloudUnavailable(
-                        f"the cloud call took longer than {total_timeout_s:g} s"
-                    ) from exc
-                raise
+            if left <= 0:
+                raise CloudUnavailable(
+                    f"the cloud call took longer than {total_timeout_s:g} s: {exc.message}"
+                ) from exc
+            wait = exc.retry_after_s or 0.25 * 2 ** (attempt + 1)
+            if first_byte[0] or attempt >= retries or min(wait, _MAX_BACKOFF_S) >= left:
+                raise  # a retry could not start before the deadline: say why, now
             attempt += 1
-            time.sleep(min(exc.retry_after_s or 0.25 * 2**attempt, _MAX_BACKOFF_S, left))
+            time.sleep(min(wait, _MAX_BACKOFF_S))
 
 
 def _stream_once(
@@ -150,11 +153,14 @@ def _stream_once(
         tally = CompletionStream(mode)
         for chunk in response.iter_bytes():
             first_byte[0] = True
-            yield from tally.feed(chunk)
+            for line in chunk.splitlines(keepends=True):  # line by line: the text of events
+                yield from tally.feed(line)  # before a broken one in this chunk is kept
             if tally.done:
                 break
             if time.monotonic() > deadline:
-                raise CloudUnavailable("the cloud call ran out of time")
+                raise CloudUnavailable(f"the stream from {url} arrived too slowly")
+        if not tally.complete:
+            raise CloudUnavailable(f"the stream from {url} ended before it was complete")
         yield tally
 
 

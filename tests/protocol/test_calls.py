@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol.calls import (
@@ -181,6 +181,34 @@ def test_any_input_never_raises_and_loses_nothing(pieces: list[str]) -> None:
 @given(text=st.text(alphabet=st.sampled_from("<call>/0123456789 x"), max_size=60), data=st.data())
 def test_pieces_agree_with_whole_text(text: str, data: st.DataObject) -> None:
     assert commands(scan(data.draw(splits(text)))) == commands(split_calls(text))
+
+
+def merged(segments: list[Segment]) -> list[Segment]:
+    """``segments`` with neighbouring text joined: how a piece boundary may not matter."""
+    out: list[Segment] = []
+    for segment in segments:
+        if isinstance(segment, str) and out and isinstance(out[-1], str):
+            out[-1] += segment
+        elif segment != "":
+            out.append(segment)
+    return out
+
+
+call_text = st.lists(
+    st.one_of(st.text(max_size=6), st.sampled_from(
+        ["<call>", "</call>", "<call>12</call>", "<call> 3 </call>", "<call></call>", "<call>0",
+         "<", "</", "call>", "<call>99999", "\n"])),
+    max_size=10,
+).map("".join)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=call_text, data=st.data())
+def test_any_split_of_any_text_gives_the_whole_texts_segments(
+    text: str, data: st.DataObject
+) -> None:
+    whole = merged(scan([text]))
+    assert merged(scan(data.draw(splits(text)))) == whole == merged(split_calls(text))
 
 
 @given(before=filler, n=st.integers(0, 999), data=st.data())

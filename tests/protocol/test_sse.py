@@ -72,6 +72,17 @@ def test_an_unclear_finish_hands_back_and_says_so(finish: str | None, note: str)
 
 
 @pytest.mark.parametrize(
+    ("body", "complete"),
+    [(raw("a") + raw("b"), False), (raw("a") + raw("b", "length"), True),
+     (raw("a") + b"data: [DONE]\n\n", True)],
+)  # fmt: skip
+def test_a_stream_is_complete_only_when_the_server_says_so(body: bytes, complete: bool) -> None:
+    stream = CompletionStream("raw")
+    stream.feed(body)
+    assert stream.complete == complete
+
+
+@pytest.mark.parametrize(
     ("body", "message"),
     [
         (b"data: {not json\n\n", "invalid stream chunk"),
