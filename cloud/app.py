@@ -15,10 +15,13 @@ from fastapi import Depends, FastAPI, Request
 
 from cloud.auth import ApiKeys, require_api_key
 from cloud.engine import Engine
+from cloud.keys import KeyPolicy, load_keys
 from cloud.limits import BodySizeLimit
-from cloud.serving import Admission, Response, serve_chat, serve_completion
+from cloud.quota import Quota
+from cloud.serving import Admission, OutputLimits, Response, serve_chat, serve_completion
 from cloud.settings import CloudSettings
-from edge.openai_compat.server import add_error_handlers
+from cloud.state import StateStore, open_store
+from edge.openai_compat.server import add_error_handlers, until_disconnected
 from protocol.wire import ChatCompletionRequest, CompletionRequest, ModelCard, ModelList
 
 __all__ = ["build_engine", "create_app"]
@@ -55,22 +58,28 @@ def build_engine(settings: CloudSettings) -> Engine:
     )  # fmt: skip
 
 
-def create_app(settings: CloudSettings, engine: Engine | None = None) -> FastAPI:
-    """The endpoint for ``settings``; ``engine`` overrides the one they name."""
+def create_app(
+    settings: CloudSettings, engine: Engine | None = None, store: StateStore | None = None
+) -> FastAPI:
+    """The endpoint for ``settings``; ``engine`` and ``store`` override the ones they name."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = engine or build_engine(settings)
+        state = store or open_store(settings.state_url_value)
+        app.state.quota = Quota(state, default_max_tokens=settings.max_output_tokens)
         await app.state.engine.start()
         log.info("serving model %s", app.state.engine.model_id)
         try:
             yield
         finally:
             await app.state.engine.aclose()
+            state.close()
 
     app = FastAPI(title="relayllm cloud", lifespan=lifespan)
-    app.state.api_keys = ApiKeys(settings.load_api_keys())
+    app.state.api_keys = ApiKeys(*load_keys(settings))
     app.state.admission = Admission(settings.max_queue)
+    app.state.limits = OutputLimits(settings.max_output_tokens, settings.request_timeout_s)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     add_error_handlers(app)
     _add_routes(app)
@@ -89,9 +98,19 @@ def _add_routes(app: FastAPI) -> None:
         return ModelList(data=[ModelCard(id=request.app.state.engine.model_id)])
 
     @app.post("/v1/completions", dependencies=guarded, response_model=None)
-    async def completions(body: CompletionRequest, request: Request) -> Response:
-        return await serve_completion(request.app.state.engine, body, request.app.state.admission)
+    async def completions(
+        body: CompletionRequest, request: Request, key: KeyPolicy = Depends(require_api_key)
+    ) -> Response:
+        state = request.app.state
+        meter = state.quota.meter(key)
+        answer = serve_completion(state.engine, body, state.admission, state.limits, meter)
+        return await until_disconnected(request, answer)
 
     @app.post("/v1/chat/completions", dependencies=guarded, response_model=None)
-    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
-        return await serve_chat(request.app.state.engine, body, request.app.state.admission)
+    async def chat_completions(
+        body: ChatCompletionRequest, request: Request, key: KeyPolicy = Depends(require_api_key)
+    ) -> Response:
+        state = request.app.state
+        meter = state.quota.meter(key)
+        answer = serve_chat(state.engine, body, state.admission, state.limits, meter)
+        return await until_disconnected(request, answer)

@@ -1,41 +1,31 @@
-"""API-key auth: ``Authorization: Bearer KEY`` checked in constant time, keys never logged."""
+"""API-key auth: ``Authorization: Bearer KEY`` hashed and checked in constant time, never logged."""
 
 from __future__ import annotations
 
-import hmac
+from collections.abc import Sequence
 
 from fastapi import Request
 
-from protocol.errors import AuthenticationFailed
+from cloud.keys import ANONYMOUS, KeyPolicy, Limits
+from edge.openai_compat.server import check_api_key
 
 __all__ = ["ApiKeys", "require_api_key"]
 
 
 class ApiKeys:
-    """The accepted keys; with none, every request is let in (loopback demos only)."""
+    """The accepted keys (as digests); with none, everyone is let in as ``anonymous``."""
 
-    def __init__(self, keys: tuple[str, ...]) -> None:
-        self._keys = tuple(k.encode("utf-8") for k in keys)
+    def __init__(self, keys: Sequence[KeyPolicy], defaults: Limits | None = None) -> None:
+        self._keys = tuple(keys)
+        self._anonymous = KeyPolicy(ANONYMOUS, b"", defaults or Limits())
 
-    @property
-    def required(self) -> bool:
-        return bool(self._keys)
-
-    def check(self, authorization: str | None) -> None:
-        """Raise :class:`AuthenticationFailed` unless the header holds an accepted key."""
+    def check(self, authorization: str | None) -> KeyPolicy:
+        """The key the header holds; :class:`AuthenticationFailed` unless it is accepted."""
         if not self._keys:
-            return
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise AuthenticationFailed("missing API key: send 'Authorization: Bearer KEY'")
-        given = token.strip().encode("utf-8")
-        accepted = False
-        for key in self._keys:  # no early exit: time does not depend on which key matched
-            accepted |= hmac.compare_digest(key, given)
-        if not accepted:
-            raise AuthenticationFailed("the API key is not valid")
+            return self._anonymous
+        return self._keys[check_api_key(authorization, [key.digest for key in self._keys])]
 
 
-def require_api_key(request: Request) -> None:
-    """FastAPI dependency guarding the ``/v1`` routes."""
-    request.app.state.api_keys.check(request.headers.get("authorization"))
+def require_api_key(request: Request) -> KeyPolicy:
+    """FastAPI dependency guarding the ``/v1`` routes; returns the caller's key."""
+    return request.app.state.api_keys.check(request.headers.get("authorization"))

@@ -14,10 +14,13 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
+from cloud.keys_cli import hash_key, usage
 from cloud.settings import CloudSettings
 
 app = typer.Typer(help="The relayllm cloud endpoint (OpenAI-compatible).", no_args_is_help=True)
 err = Console(stderr=True, soft_wrap=True)
+app.command()(usage)
+app.command("hash-key")(hash_key)
 
 
 @app.callback()
@@ -58,7 +61,18 @@ def serve(
     api_key: Annotated[
         list[str] | None, typer.Option("--api-key", help="Accepted API key (repeatable).")
     ] = None,
-    api_keys_file: Annotated[Path | None, typer.Option(help="File of API keys.")] = None,
+    api_keys_file: Annotated[
+        Path | None, typer.Option(help="File of API keys (*.toml: named keys with limits).")
+    ] = None,
+    tokens_per_day: Annotated[
+        int | None, typer.Option(help="Tokens per UTC day for each key (default: no cap).")
+    ] = None,
+    requests_per_minute: Annotated[
+        int | None, typer.Option(help="Requests per minute for each key (default: no cap).")
+    ] = None,
+    state_url: Annotated[
+        str | None, typer.Option(help="Usage store: sqlite:///PATH or postgresql://...")
+    ] = None,
     insecure_no_auth: Annotated[
         bool, typer.Option("--insecure-no-auth", help="No API key needed (loopback only).")
     ] = False,
@@ -69,6 +83,13 @@ def serve(
     prompt_slots: Annotated[
         int | None, typer.Option(help="Conversations whose KV context the engine keeps.")
     ] = None,
+    max_output_tokens: Annotated[
+        int | None, typer.Option(help="Most tokens one answer may ask for (default 4096).")
+    ] = None,
+    request_timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds until an answer is cut (finish_reason length; default 300)."),
+    ] = None,
     upstream_url: Annotated[
         str | None, typer.Option(help="Forward to this OpenAI-compatible base URL.")
     ] = None,
@@ -78,6 +99,7 @@ def serve(
 ) -> None:
     """Serve /v1/completions, /v1/chat/completions, /v1/models and /health."""
     from cloud.app import build_engine, create_app
+    from cloud.state import open_store
     from edge.openai_compat.server import serve_app
     from protocol.errors import RelayError
 
@@ -92,18 +114,24 @@ def serve(
         n_threads=n_threads,
         api_keys=api_key,
         api_keys_file=api_keys_file,
+        tokens_per_day=tokens_per_day,
+        requests_per_minute=requests_per_minute,
+        state_url=state_url,
         insecure_no_auth=insecure_no_auth,
         max_body_bytes=max_body_bytes,
         max_queue=max_queue,
         prompt_slots=prompt_slots,
+        max_output_tokens=max_output_tokens,
+        request_timeout_s=request_timeout,
         upstream_url=upstream_url,
         upstream_api_key=upstream_api_key,
         upstream_model=upstream_model,
     )
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
+        store = open_store(settings.state_url_value)  # as the model: a bad store is one line
         engine = build_engine(settings)  # loaded before serving: a bad model is one clear line
-        serve_app(create_app(settings, engine=engine), settings.host, settings.port,
+        serve_app(create_app(settings, engine=engine, store=store), settings.host, settings.port,
                   announce=lambda url: err.print(f"relay-cloud serving {engine.model_id} on "
                                                  f"{url}/v1"), log_level=log_level)  # fmt: skip
     except RelayError as exc:

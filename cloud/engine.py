@@ -7,11 +7,14 @@ An engine turns a prompt (raw text or chat messages) into a stream of
   the request itself (context too long, upstream refusal) is raised by the first
   ``anext()``, before a byte of the response is sent;
 * the last delta carries ``finish_reason`` and ``usage``, and nothing follows it;
-* closing the iterator early stops the generation.
+* closing the iterator early stops the generation;
+* once ``time.monotonic()`` passes ``Generation.deadline`` the answer ends with
+  ``finish_reason = "length"``, as if its token limit had been reached.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -24,11 +27,18 @@ __all__ = ["Delta", "Engine", "Generation"]
 
 @dataclass(frozen=True)
 class Generation:
-    """What to generate: sampling, a token limit (``None``: up to the context), stops."""
+    """What to generate: sampling, a token limit (``None``: up to the context), stops, and
+    the ``time.monotonic()`` at which to stop regardless (``None``: no deadline)."""
 
     sampling: SamplingParams
     max_tokens: int | None
     stop: tuple[str, ...] = ()
+    deadline: float | None = None
+
+    @property
+    def expired(self) -> bool:
+        """Whether the deadline has passed."""
+        return self.deadline is not None and time.monotonic() >= self.deadline
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """The embedded engine: a GGUF model in this process through llama.cpp.
 
 Requests run one at a time on the model's worker thread (others wait their
-turn in arrival order); a client that goes away stops its generation after the
-current token. The KV cache survives between requests, so a prompt that
+turn in arrival order); a client that goes away, or a passed deadline, stops
+its generation after the current token. The KV cache survives between requests, so a prompt that
 extends an earlier one, the relay's pattern, evaluates only its new suffix,
 even when other users' requests came in between (:mod:`cloud.prompt_slots`);
 the re-used count is reported as ``usage.prompt_tokens_details.cached_tokens``.
@@ -10,6 +10,7 @@ the re-used count is reported as ``usage.prompt_tokens_details.cached_tokens``.
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -64,7 +65,9 @@ class LlamaEngine:
         """Nothing to do: the model was loaded in the constructor."""
 
     async def aclose(self) -> None:
-        self._executor.submit(self.model.close).result()
+        """Free the model once the worker is idle; awaited, so answers being cancelled at
+        shutdown can still stop their generation meanwhile."""
+        await asyncio.wrap_future(self._executor.submit(self.model.close))
         self._executor.shutdown(wait=True)
 
     def _stream(
@@ -96,7 +99,7 @@ class LlamaEngine:
         stops = StopMatcher(generation.stop)
         finish: FinishReason = "length"
         try:
-            while len(produced) < limit:
+            while len(produced) < limit and not generation.expired:
                 token = sampler.sample()
                 if self.model.is_end(token):
                     finish = "stop"

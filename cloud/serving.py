@@ -7,12 +7,15 @@ bytes lives here, with the engine passed in.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
 from cloud.engine import Delta, Engine, Generation
+from cloud.quota import Meter, chat_bound, text_bound, unmetered
 from edge.openai_compat.server import event_stream
 from protocol.errors import ModelNotFound, Overloaded, RelayError
 from protocol.sampling import SamplingParams
@@ -35,20 +38,33 @@ from protocol.wire import (
     new_id,
 )
 
-__all__ = ["Admission", "serve_chat", "serve_completion"]
+__all__ = ["Admission", "OutputLimits", "serve_chat", "serve_completion"]
 
 log = logging.getLogger(__name__)
 
 Response = JSONResponse | StreamingResponse
 
 
-def _generation(request: CompletionRequest | ChatCompletionRequest) -> Generation:
-    sampling = SamplingParams(
-        temperature=1.0 if request.temperature is None else request.temperature,
-        top_p=1.0 if request.top_p is None else request.top_p,
-        seed=request.seed,
-    )
-    return Generation(sampling, request.token_limit, request.stop_sequences)
+@dataclass(frozen=True)
+class OutputLimits:
+    """The server's bounds on one answer: ``max_tokens`` (``--max-output-tokens``: asking
+    for more is a 400; asking for nothing gets this many) and ``timeout_s``
+    (``--request-timeout``: seconds from arrival, queueing included, after which the
+    answer ends with ``finish_reason = "length"``)."""
+
+    max_tokens: int = 4096
+    timeout_s: float = 300.0
+
+    def generation(self, request: CompletionRequest | ChatCompletionRequest) -> Generation:
+        """What the engine should generate for ``request``, within these limits."""
+        asked = request.token_limit_within(self.max_tokens)
+        sampling = SamplingParams(
+            temperature=1.0 if request.temperature is None else request.temperature,
+            top_p=1.0 if request.top_p is None else request.top_p,
+            seed=request.seed,
+        )
+        deadline = time.monotonic() + self.timeout_s
+        return Generation(sampling, asked or self.max_tokens, request.stop_sequences, deadline)
 
 
 class Admission:
@@ -121,11 +137,19 @@ async def _sse(
 
 
 async def serve_completion(
-    engine: Engine, request: CompletionRequest, admission: Admission
+    engine: Engine,
+    request: CompletionRequest,
+    admission: Admission,
+    limits: OutputLimits = OutputLimits(),
+    meter: Meter = unmetered,
 ) -> Response:
-    """``/v1/completions``: continue the raw prompt."""
+    """``/v1/completions``: continue the raw prompt (within the key's quota: ``meter``)."""
     _check_model(engine, request)
-    deltas = admission.admit(engine.complete(request.prompt_text, _generation(request)))
+    prompt = request.prompt_text
+    generation = limits.generation(request)
+    deltas = admission.admit(
+        meter(text_bound(prompt), generation, lambda g: engine.complete(prompt, g))
+    )
     await anext(deltas)  # raises request errors before the response starts
     rid, model = new_id("cmpl"), engine.model_id
     if not request.stream:
@@ -145,15 +169,20 @@ async def serve_completion(
 
 
 async def serve_chat(
-    engine: Engine, request: ChatCompletionRequest, admission: Admission
+    engine: Engine,
+    request: ChatCompletionRequest,
+    admission: Admission,
+    limits: OutputLimits = OutputLimits(),
+    meter: Meter = unmetered,
 ) -> Response:
     """``/v1/chat/completions``: answer, or continue a final assistant message."""
     _check_model(engine, request)
-    continue_final = request.continues_final_message
-    generation = _generation(request)
+    messages, continue_final = request.messages, request.continues_final_message
+    generation = limits.generation(request)
     deltas = admission.admit(
-        engine.chat(request.messages, generation, continue_final=continue_final)
-    )
+        meter(chat_bound(messages), generation,
+              lambda g: engine.chat(messages, g, continue_final=continue_final))
+    )  # fmt: skip
     await anext(deltas)
     rid, model = new_id("chatcmpl"), engine.model_id
     if not request.stream:

@@ -36,7 +36,19 @@ class CloudSettings(BaseSettings):
     )
     n_threads: int | None = Field(None, ge=1, le=512, description="CPU threads (default: all).")
     api_keys: list[SecretStr] = Field(default_factory=list, description="Accepted API keys.")
-    api_keys_file: Path | None = Field(None, description="File with one API key per line.")
+    api_keys_file: Path | None = Field(
+        None, description="File with one API key per line, or (*.toml) named keys and limits."
+    )
+    tokens_per_day: int | None = Field(
+        None, ge=0, description="Default per-key budget of tokens per UTC day (unset: none)."
+    )
+    requests_per_minute: int | None = Field(
+        None, ge=0, description="Default per-key request rate over any minute (unset: none)."
+    )
+    state_url: SecretStr | None = Field(
+        None, description="Usage store: sqlite:///PATH or postgresql://... (default: SQLite in "
+        "the user data directory); secret, as it may hold a password.",
+    )  # fmt: skip
     insecure_no_auth: bool = Field(
         False, description="Accept requests without a key (loopback only)."
     )
@@ -47,6 +59,15 @@ class CloudSettings(BaseSettings):
     prompt_slots: int = Field(
         4, ge=0, le=64, description="Embedded engine: conversations whose context is kept."
     )
+    max_output_tokens: int = Field(
+        4096, ge=1, le=262144,
+        description="Most tokens one answer may ask for (above it: 400); the default limit.",
+    )  # fmt: skip
+    request_timeout_s: float = Field(
+        300.0, gt=0, le=86400,
+        description="Seconds from a request's arrival until its answer ends (finish_reason "
+        "'length').",
+    )  # fmt: skip
     upstream_url: str | None = Field(None, description="OpenAI-compatible base URL to forward to.")
     upstream_api_key: SecretStr | None = Field(None, description="Key for the upstream server.")
     upstream_model: str | None = Field(None, description="Upstream model (default: its first).")
@@ -58,6 +79,11 @@ class CloudSettings(BaseSettings):
         if self.engine != "auto":
             return self.engine
         return "upstream" if self.upstream_url else "llama"
+
+    @property
+    def state_url_value(self) -> str | None:
+        """The usage store's URL, in clear."""
+        return self.state_url.get_secret_value() if self.state_url else None
 
     @model_validator(mode="after")
     def _check_engine(self) -> CloudSettings:

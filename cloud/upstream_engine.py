@@ -99,9 +99,13 @@ class UpstreamEngine:
                 tally = CompletionStream(mode)
                 async for chunk in response.aiter_bytes():
                     first_byte[0] = True
-                    for text in tally.feed(chunk):
-                        yield Delta(text=text)
-                    if tally.done:
+                    for line in chunk.splitlines(keepends=True):  # the text of events before
+                        for text in tally.feed(line):  # a broken one in this chunk is kept
+                            yield Delta(text=text)
+                    if tally.done or generation.expired:
                         break
+                if not (tally.complete or generation.expired):
+                    raise CloudUnavailable(f"the stream from {url} ended before it was complete")
         usage = tally.usage or Usage.of(0, tally.pieces)
-        yield Delta(finish_reason=tally.finish_reason, usage=usage)
+        finish = "length" if generation.expired and not tally.done else tally.finish_reason
+        yield Delta(finish_reason=finish, usage=usage)

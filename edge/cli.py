@@ -316,24 +316,43 @@ def serve(
     max_calls: CallsOpt = None,
     max_tokens: TokensOpt = None,
     seed: SeedOpt = None,
+    max_output_tokens: Annotated[
+        int | None,
+        typer.Option(help="Most tokens a request may ask for (default 4096; more is a 400)."),
+    ] = None,
+    request_timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds until an answer is cut (finish_reason length; default 300)."),
+    ] = None,
+    api_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--api-key", help="Key the /v1 routes accept (repeatable; needed off loopback)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the relay as an OpenAI-compatible /v1/chat/completions on this machine."""
     settings = settings_from(
         slm=slm, cloud_url=cloud_url, cloud_key=cloud_key, cloud_model=cloud_model,
         policy=policy, offline=offline, max_calls=max_calls, max_tokens=max_tokens, seed=seed,
+        max_output_tokens=max_output_tokens, request_timeout_s=request_timeout,
+        api_keys=api_key or None,
     )  # fmt: skip
+    from edge.openai_compat.server import is_loopback
+
+    if not is_loopback(host) and not settings.api_keys:
+        err.print(f"[red]error:[/red] {escape(host)} is not a loopback address: give relay "
+                  "serve a key (--api-key KEY or RELAYLLM_API_KEYS) to listen there")  # fmt: skip
+        raise typer.Exit(2)
     try:
         from edge.server import create_edge_app, serve_app
     except ImportError as exc:
         err.print("[red]error:[/red] relay serve needs: pip install 'relayllm[cloud]'")
         raise typer.Exit(1) from exc
-    from edge.openai_compat.server import is_loopback
     from edge.runtime import build_relay
 
     try:
         relay = build_relay(settings)
-        if not is_loopback(host):
-            err.print(f"[yellow]warning:[/yellow] {host} is not loopback; relay serve has no auth")
 
         def announce(url: str) -> None:
             out.print(f"relay serving on {url}/v1 (model 'relayllm')", highlight=False)

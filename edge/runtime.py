@@ -14,6 +14,8 @@ The cloud stack, outermost first::
 
 from __future__ import annotations
 
+import importlib
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 
 from edge.audit import AuditedCloud
@@ -21,7 +23,6 @@ from edge.breaker import CircuitBreaker
 from edge.budget import BudgetedCloud
 from edge.client import CloudClient
 from edge.fallback import FallbackCloud, OfflineCloud
-from edge.http_cloud import HttpCloud
 from edge.ledger import Ledger
 from edge.llama import LlamaChat, LlamaModel
 from edge.loop import RelayLoop
@@ -41,6 +42,8 @@ def build_cloud(settings: EdgeSettings, *, ledger: Ledger | None = None) -> Clou
     """The guarded cloud client for ``settings`` (see the module docstring)."""
     if settings.offline:
         return OfflineCloud()
+    from edge.http_cloud import HttpCloud
+
     key = settings.cloud_key
     http = HttpCloud(
         settings.cloud_url,
@@ -161,6 +164,10 @@ def build_relay(
         presence_penalty=settings.presence_penalty,
         penalty_last_n=settings.repeat_last_n,
     )
+    if cloud is None and not settings.offline:  # the HTTP stack imports while the model loads
+        threading.Thread(
+            target=importlib.import_module, args=("edge.http_cloud",), daemon=True
+        ).start()
     model = model or load_slm(settings)
     loop = RelayLoop(
         model, cloud or build_cloud(settings), policy, limits=limits, sampling=sampling

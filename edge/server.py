@@ -9,7 +9,11 @@
   calls, cost). A prompt that does not fit is a 400 before the stream starts.
 * One SLM answers one request at a time; others wait in arrival order, at most
   ``max_waiting`` of them (then 429 with ``Retry-After``). A client that goes
-  away frees its place and stops its answer at once.
+  away frees its place and stops its answer at once. A request may ask for at
+  most ``max_output_tokens`` (more is a 400); an answer still running
+  ``request_timeout_s`` after it arrived ends with ``finish_reason = "length"``.
+* With ``api_keys`` set, the ``/v1`` routes want ``Authorization: Bearer KEY``
+  (401 without); the page asks for the key when it meets a 401.
 * ``GET /v1/models``, ``GET /health`` (the cloud's reachability and the
   breaker), ``GET /v1/relay/status`` (spend against the caps) and ``GET /``: a
   chat page that shows SLM and cloud text in two colours, each call, and a meter.
@@ -26,11 +30,18 @@ from importlib import resources
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
 from edge.llama import iterate_in_thread
-from edge.openai_compat.server import add_error_handlers, event_stream, serve_app
+from edge.openai_compat.server import (
+    add_error_handlers,
+    check_api_key,
+    event_stream,
+    key_digest,
+    serve_app,
+    until_disconnected,
+)
 from edge.runtime import Relay
 from protocol.errors import Overloaded
 from protocol.events import CallFinished, CallSkipped, CallStarted, DoneEvent, RelayEvent, TextEvent
@@ -66,12 +77,16 @@ class EdgeService:
         self.max_waiting = max_waiting
         self.in_flight = 0
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay")
+        self.api_keys = tuple(key_digest(k.get_secret_value()) for k in relay.settings.api_keys)
         self.answers = self.calls = self.cloud_tokens = 0
         self.spent_usd = 0.0
 
     async def answer(self, request: ChatCompletionRequest) -> AsyncIterator[RelayEvent]:
         """Admit ``request`` (or refuse it: 429), build its prompt (or refuse it: 400), and
         return its events; they come from the model's thread, in the order requests came."""
+        settings = self.relay.settings
+        wanted = request.token_limit_within(settings.max_output_tokens)
+        deadline = asyncio.get_running_loop().time() + settings.request_timeout_s
         if self.in_flight > self.max_waiting:
             raise Overloaded(f"{self.in_flight - 1} answers are waiting; try again shortly",
                              retry_after_s=5.0)  # fmt: skip
@@ -87,13 +102,35 @@ class EdgeService:
         loop = self.relay.loop
         asked = {"temperature": request.temperature, "top_p": request.top_p, "seed": request.seed}
         sampling = replace(loop.sampling, **{k: v for k, v in asked.items() if v is not None})
-        limits = loop.limits
-        if request.token_limit is not None:
-            limits = replace(limits, max_tokens=min(limits.max_tokens, request.token_limit))
+        limits = replace(loop.limits, max_tokens=wanted or loop.limits.max_tokens)
         events = iterate_in_thread(
             self.worker, lambda: self.relay.answer(prompt, sampling=sampling, limits=limits)
         )
-        return self._counted(self._stopped(events, request.stop_sequences))
+        return self._counted(self._timed(self._stopped(events, request.stop_sequences), deadline))
+
+    async def _timed(
+        self, events: AsyncIterator[RelayEvent], deadline: float
+    ) -> AsyncIterator[RelayEvent]:
+        """The answer, ended with ``finish_reason = "length"`` at ``deadline`` (loop time)."""
+        loop, started = asyncio.get_running_loop(), False
+        try:
+            while True:
+                try:
+                    left = max(0.0, deadline - loop.time())
+                    event = await asyncio.wait_for(anext(events), left)  # type: ignore[arg-type]
+                except StopAsyncIteration:
+                    return
+                except asyncio.TimeoutError:  # the model has stopped: its record is final
+                    record = self.relay.record if started else None
+                    done = record.done_event() if record else DoneEvent(
+                        finish_reason="length", slm_tokens=0, llm_tokens=0, calls=0)  # fmt: skip
+                    yield done.model_copy(update={"finish_reason": "length",
+                                                  "note": "request timeout"})  # fmt: skip
+                    return
+                started = True
+                yield event
+        finally:
+            await events.aclose()  # type: ignore[attr-defined]
 
     async def _stopped(
         self, events: AsyncIterator[RelayEvent], stops: tuple[str, ...]
@@ -158,11 +195,17 @@ def create_edge_app(relay: Relay, *, max_waiting: int = 8) -> FastAPI:
     app.state.service = service
     add_error_handlers(app)
 
+    def require_key(request: Request) -> None:
+        if service.api_keys:
+            check_api_key(request.headers.get("authorization"), service.api_keys)
+
+    guarded = [Depends(require_key)]
+
     @app.get("/", response_class=HTMLResponse)
     async def page() -> str:
         return resources.files("edge").joinpath("static/index.html").read_text(encoding="utf-8")
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", dependencies=guarded)
     async def models() -> ModelList:
         return ModelList(data=[ModelCard(id=SERVED_MODEL, relay=_models(relay))])
 
@@ -170,30 +213,39 @@ def create_edge_app(relay: Relay, *, max_waiting: int = 8) -> FastAPI:
     async def health() -> dict[str, Any]:
         return {"status": "ok", **_models(relay), "cloud": await _cloud_health(relay)}
 
-    @app.get("/v1/relay/status")
+    @app.get("/v1/relay/status", dependencies=guarded)
     async def status() -> dict[str, Any]:
         return await asyncio.to_thread(_status, service)
 
-    @app.post("/v1/chat/completions", response_model=None)
-    async def chat(body: ChatCompletionRequest) -> JSONResponse | StreamingResponse:
-        events = await service.answer(body)
-        rid = new_id("chatcmpl")
-        if body.stream:
-            return event_stream(_chunks(rid, events, body.include_usage))
-        text, done = "", None
-        async for event in events:
-            if isinstance(event, TextEvent):
-                text += event.text
-            elif isinstance(event, DoneEvent):
-                done = event
-        assert done is not None
-        choice = ChatChoice(
-            message=ChatMessage(role="assistant", content=text), finish_reason=done.finish_reason
-        )
-        reply = ChatCompletion(id=rid, model=SERVED_MODEL, choices=[choice], usage=_usage(done))
-        return JSONResponse(reply.model_dump(exclude_none=True))
+    @app.post("/v1/chat/completions", dependencies=guarded, response_model=None)
+    async def chat(
+        body: ChatCompletionRequest, request: Request
+    ) -> JSONResponse | StreamingResponse:
+        return await until_disconnected(request, _reply(service, body))
 
     return app
+
+
+async def _reply(
+    service: EdgeService, body: ChatCompletionRequest
+) -> JSONResponse | StreamingResponse:
+    """The answer to ``body``: streamed, or whole once the model is done."""
+    events = await service.answer(body)
+    rid = new_id("chatcmpl")
+    if body.stream:
+        return event_stream(_chunks(rid, events, body.include_usage))
+    text, done = "", None
+    async for event in events:
+        if isinstance(event, TextEvent):
+            text += event.text
+        elif isinstance(event, DoneEvent):
+            done = event
+    assert done is not None
+    choice = ChatChoice(
+        message=ChatMessage(role="assistant", content=text), finish_reason=done.finish_reason
+    )
+    reply = ChatCompletion(id=rid, model=SERVED_MODEL, choices=[choice], usage=_usage(done))
+    return JSONResponse(reply.model_dump(exclude_none=True))
 
 
 def _usage(done: DoneEvent) -> Usage:

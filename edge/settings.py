@@ -137,6 +137,19 @@ class EdgeSettings(BaseSettings):
     max_waiting: int = Field(
         8, ge=0, le=1000, description="relay serve: requests that may wait (then 429)."
     )
+    max_output_tokens: int = Field(
+        4096, ge=1, le=262144,
+        description="relay serve: most tokens a request may ask for (above it: 400).",
+    )  # fmt: skip
+    request_timeout_s: float = Field(
+        300.0, gt=0, le=86400,
+        description="relay serve: seconds from arrival until an answer ends (finish_reason "
+        "'length').",
+    )  # fmt: skip
+    api_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="relay serve: keys accepted on /v1 (none: no key asked; loopback only).",
+    )
 
     @classmethod
     def settings_customise_sources(

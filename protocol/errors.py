@@ -10,6 +10,7 @@
     │   ├── ModelNotFound          404: no such model served here
     │   ├── PayloadTooLarge        413: request body over the size limit
     │   └── Overloaded             429: too many requests waiting; retry after a while
+    │       └── RateLimited        429: one API key is over its budget or request rate
     ├── CloudError                 the cloud side failed
     │   ├── CloudUnavailable       an outage: unreachable, timed out, 429 or 5xx, broken stream
     │   └── UpstreamError          the server refused our request (another 4xx)
@@ -33,6 +34,7 @@ __all__ = [
     "ModelUnavailable",
     "Overloaded",
     "PayloadTooLarge",
+    "RateLimited",
     "RelayError",
     "RequestError",
     "SetupError",
@@ -109,6 +111,14 @@ class Overloaded(RequestError):
     def __init__(self, message: str, *, retry_after_s: float) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class RateLimited(Overloaded):
+    """One API key is over a limit; ``limit`` names it (``tokens_per_day``, ...)."""
+
+    def __init__(self, message: str, *, limit: str, retry_after_s: float) -> None:
+        super().__init__(message, retry_after_s=retry_after_s)
+        self.limit = limit
 
 
 class CloudError(RelayError):

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from protocol.errors import RelayError
+from protocol.errors import InvalidRequest, RelayError
 
 __all__ = [
     "MAX_STOP_SEQUENCES",
@@ -123,8 +123,23 @@ class StreamOptions(WireModel):
 StopField = Annotated[str | list[str] | None, Field(None, description="Stop sequences.")]
 
 
+def _valid_unicode(value: object) -> object:
+    """Refuse a string holding a lone surrogate (JSON allows ``"\\ud800"``; UTF-8 does not)."""
+    for text in value if isinstance(value, list) else [value]:
+        if isinstance(text, str):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError(
+                    f"not valid Unicode: a lone surrogate at character {exc.start}"
+                ) from None
+    return value
+
+
 class _SamplingRequest(WireModel):
     """Fields common to both request kinds."""
+
+    _unicode = field_validator("*")(_valid_unicode)
 
     model: str | None = Field(None, description="Served model id; omitted means the default.")
     max_tokens: int | None = Field(None, ge=1, description="Most tokens to generate.")
@@ -164,6 +179,18 @@ class _SamplingRequest(WireModel):
         """``max_completion_tokens`` or ``max_tokens``, whichever is given (the first wins)."""
         return self.max_completion_tokens or self.max_tokens
 
+    def token_limit_within(self, cap: int) -> int | None:
+        """:attr:`token_limit`, refused (:class:`InvalidRequest`, naming ``cap``) above ``cap``."""
+        asked = self.token_limit
+        if asked is not None and asked > cap:
+            field = "max_completion_tokens" if self.max_completion_tokens else "max_tokens"
+            raise InvalidRequest(
+                f"{field} is {asked} but this server answers at most {cap} tokens "
+                "(its --max-output-tokens)",
+                param=field,
+            )
+        return asked
+
 
 class CompletionRequest(_SamplingRequest):
     """``POST /v1/completions``: continue a raw prompt."""
@@ -186,6 +213,8 @@ class CompletionRequest(_SamplingRequest):
 class ChatMessage(WireModel):
     role: Role
     content: str
+
+    _unicode = field_validator("content")(_valid_unicode)
 
 
 class ChatCompletionRequest(_SamplingRequest):

@@ -3,27 +3,59 @@
 Both HTTP servers (``relay serve`` and ``relay-cloud``) install
 :func:`add_error_handlers`, so every error leaves as the OpenAI envelope
 ``{"error": {...}}`` with the status its :mod:`protocol.errors` class names,
-and stream with :func:`event_stream`. Needs the ``cloud`` extra (FastAPI).
+and stream with :func:`event_stream`. :func:`until_disconnected` stops work for
+a client that went away, :func:`check_api_key` checks a bearer key in constant
+time, and :func:`serve_app` stops within seconds of SIGTERM even mid-answer.
+Needs the ``cloud`` extra (FastAPI).
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
 import ipaddress
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
-from protocol.errors import InvalidRequest, RelayError, RequestError, SetupError
+from protocol.errors import (
+    AuthenticationFailed,
+    InvalidRequest,
+    RelayError,
+    RequestError,
+    SetupError,
+)
 from protocol.wire import ErrorBody
 
-__all__ = ["add_error_handlers", "error_response", "event_stream", "is_loopback", "serve_app"]
+__all__ = [
+    "SHUTDOWN_GRACE_S",
+    "add_error_handlers",
+    "check_api_key",
+    "error_response",
+    "event_stream",
+    "is_loopback",
+    "key_digest",
+    "serve_app",
+    "until_disconnected",
+]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SHUTDOWN_GRACE_S = 2
+"""Seconds a stopping server lets running answers finish before it cancels them."""
+
+CLIENT_CLOSED_REQUEST = 499
+"""The status logged for a request whose client went away (nobody receives it)."""
 
 
 def is_loopback(host: str) -> bool:
@@ -34,6 +66,51 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def key_digest(key: str) -> bytes:
+    """The SHA-256 digest a key is kept and compared as (the key itself is never stored)."""
+    return hashlib.sha256(key.encode("utf-8")).digest()
+
+
+def check_api_key(authorization: str | None, digests: Sequence[bytes]) -> int:
+    """Which of ``digests`` the ``Authorization: Bearer KEY`` header's key has, by index;
+    :class:`AuthenticationFailed` if none. Every digest is compared in constant time
+    with no early exit, so the time tells nothing about the keys."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationFailed("missing API key: send 'Authorization: Bearer KEY'")
+    given, found = key_digest(token.strip()), -1
+    for index, digest in enumerate(digests):
+        found = index if hmac.compare_digest(digest, given) else found
+    if found < 0:
+        raise AuthenticationFailed("the API key is not valid")
+    return found
+
+
+async def until_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """The result of ``work``, or :class:`ClientDisconnect` as soon as the client goes away.
+
+    ``work`` is cancelled then, so an answer being generated or waiting its turn for
+    the model stops at once instead of running for nobody. Call it after the body
+    was read: it listens for the ``http.disconnect`` message.
+    """
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not task.done():
+            task.cancel()
+    if task.done() and not task.cancelled():
+        return task.result()
+    raise ClientDisconnect()
+
+
+async def _disconnect(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def error_response(exc: RelayError) -> JSONResponse:
@@ -74,6 +151,11 @@ def add_error_handlers(app: FastAPI) -> None:
         error.status_code = exc.status_code
         return error_response(error)
 
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, _: ClientDisconnect) -> Response:
+        log.info("client left before %s %s was answered", request.method, request.url.path)
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
+
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")
@@ -91,6 +173,8 @@ def serve_app(
     """Serve ``app`` until stopped; the address is announced only once the port is bound.
 
     A port that cannot be bound is a :class:`SetupError` naming it; port 0 takes a free one.
+    SIGTERM or Ctrl-C stops it within :data:`SHUTDOWN_GRACE_S` seconds plus a token:
+    answers still running then are cancelled, which stops their generation.
     """
     import uvicorn
 
@@ -106,5 +190,6 @@ def serve_app(
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     announce(f"http://{shown}:{bound}")
-    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level))
+    config = uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+    server = uvicorn.Server(config)
     server.run(sockets=[sock])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import pytest
 
 from edge.cloud_process import running
 from tests.conftest import free_port, relay_cloud
+from tests.faultproxy import Fault, FaultProxy
 
 MODEL = "cloud-test"
 
@@ -118,3 +120,21 @@ def test_an_upstream_llama_cpp_server_keeps_its_prompt_cache(slm_path: Path) -> 
         first = seconds(story)
         second = seconds(story + " And then the harbour")  # the relay's second call
     assert second < 0.5 * first
+
+
+@pytest.mark.parametrize("fault", ["cut-close", "invalid-json"])
+def test_a_broken_upstream_stream_is_an_error_after_what_arrived(
+    cloud_url: str, fault: Fault
+) -> None:
+    with FaultProxy(cloud_url) as proxy, relay_cloud(
+        "--upstream-url", proxy.url, "--upstream-api-key", "key-a", "--insecure-no-auth",
+    ) as front:  # fmt: skip
+        proxy.fault = fault
+        body = {"prompt": "Count: 1, 2, 3,", "max_tokens": 12, "stream": True, "temperature": 0}
+        with httpx.stream("POST", f"{front}/v1/completions", json=body, timeout=60) as response:
+            events = [line[6:] for line in response.iter_lines() if line.startswith("data: ")]
+    texts = [json.loads(e)["choices"][0]["text"] for e in events if '"choices"' in e]
+    assert "".join(texts) == proxy.forwarded_text  # what arrived before the fault is kept
+    assert proxy.forwarded_pieces > 0
+    assert "error" in json.loads(events[-2])  # then an error, never a quiet success
+    assert events[-1] == "[DONE]"

@@ -1,0 +1,183 @@
+"""Per-key budgets and request rates around the engine's delta stream: reserve, generate, settle.
+
+Before the engine starts, the request's worst case is reserved in the state
+store: a bound on its prompt (UTF-8 bytes, which no byte-level tokenizer
+exceeds, plus room for the chat template) and its ``max_tokens`` (the
+server's ``--max-output-tokens`` when the request sets none). When the key's
+tokens or dollars left for the UTC day cannot cover that, ``max_tokens``
+shrinks to what is left; with nothing left, or over the key's requests per
+minute, the request is refused with :class:`RateLimited` (429, Retry-After).
+When the stream ends, fails or is abandoned, the reservation is settled in
+``finally`` with the engine's counts; a stream cut before its last delta is
+charged its prompt bound and one token per piece of text sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from functools import partial
+
+import anyio
+import anyio.to_thread
+
+from cloud.engine import Delta, Generation
+from cloud.keys import KeyPolicy, Limits
+from cloud.state import Claim, StateStore, Window
+from protocol.errors import RateLimited
+from protocol.wire import ChatMessage, Usage
+
+__all__ = ["Meter", "Quota", "chat_bound", "grant", "text_bound", "unmetered"]
+
+log = logging.getLogger(__name__)
+
+_TEMPLATE_TOKENS = 32
+"""Tokens a chat template may add around the messages (system prompt, generation prompt)."""
+_MESSAGE_TOKENS = 8
+"""Tokens a chat template may add around each message (role markers)."""
+
+Start = Callable[[Generation], AsyncIterator[Delta]]
+"""Starts the engine on a generation."""
+Meter = Callable[[int, Generation, Start], AsyncIterator[Delta]]
+"""One key's quota: ``(prompt bound, generation, start)`` to the deltas, reserved and settled."""
+
+
+def unmetered(prompt_bound: int, generation: Generation, start: Start) -> AsyncIterator[Delta]:
+    """The :data:`Meter` that lets everything through unrecorded."""
+    return start(generation)
+
+
+def text_bound(prompt: str) -> int:
+    """At least the tokens of a raw prompt (one per byte, and a BOS)."""
+    return len(prompt.encode("utf-8")) + 1
+
+
+def chat_bound(messages: Sequence[ChatMessage]) -> int:
+    """At least the tokens of a chat prompt, template included."""
+    per_message = (len(m.content.encode("utf-8")) + _MESSAGE_TOKENS for m in messages)
+    return sum(per_message) + _TEMPLATE_TOKENS
+
+
+def grant(key: KeyPolicy, window: Window, prompt: int, worst: int, now: float) -> int:
+    """How many tokens the request may generate (``≤ worst``); :class:`RateLimited` if none."""
+    limits, name = key.limits, key.name
+    rpm = limits.requests_per_minute
+    if rpm is not None and window.requests_last_minute >= rpm:
+        wait = max(1.0, (window.oldest_in_minute or now) + 60.0 - now)
+        raise RateLimited(
+            f"key {name!r} is over its requests_per_minute limit of {rpm}; "
+            f"try again in {math.ceil(wait)} s",
+            limit="requests_per_minute", retry_after_s=wait,
+        )  # fmt: skip
+    room = {"max_tokens": worst}
+    if limits.tokens_per_day is not None:
+        room["tokens_per_day"] = limits.tokens_per_day - window.tokens_today - prompt
+    if limits.usd_per_day is not None:
+        room["usd_per_day"] = _affordable(limits, limits.usd_per_day - window.usd_today, prompt)
+    binding = min(room, key=lambda limit: room[limit])
+    if room[binding] >= 1:
+        return min(room[binding], worst)
+    wait = _until_midnight(now)
+    cap = {"tokens_per_day": f"{limits.tokens_per_day} tokens",
+           "usd_per_day": f"${limits.usd_per_day or 0:.2f}"}.get(binding, binding)  # fmt: skip
+    raise RateLimited(
+        f"key {name!r} is over its {binding} budget of {cap} (too little is left for this "
+        f"request); it resets at 00:00 UTC, in {_duration(wait)}",
+        limit=binding, retry_after_s=wait,
+    )  # fmt: skip
+
+
+class Quota:
+    """Applies each key's limits using ``store`` (shared by every replica that uses it)."""
+
+    def __init__(self, store: StateStore, *, default_max_tokens: int, threads: int = 8) -> None:
+        """``default_max_tokens``: the worst case of a request that sets no ``max_tokens``."""
+        self.store = store
+        self.default_max_tokens = default_max_tokens
+        self._limiter = anyio.CapacityLimiter(threads)  # also bounds the store's connections
+
+    def meter(self, key: KeyPolicy) -> Meter:
+        """``key``'s :data:`Meter`: the reservation is made on the first ``anext``."""
+        return partial(self._metered, key)
+
+    async def _metered(
+        self, key: KeyPolicy, prompt: int, generation: Generation, start: Start
+    ) -> AsyncIterator[Delta]:
+        worst = generation.max_tokens or self.default_max_tokens
+        row, claim = await self._reserve(key, prompt, worst)
+        if claim.completion_tokens < worst:
+            generation = replace(generation, max_tokens=claim.completion_tokens)
+        deltas, usage, pieces = start(generation), None, None  # None: the prompt is not accepted
+        try:
+            async for delta in deltas:
+                usage, pieces = delta.usage or usage, (pieces or 0) + bool(delta.text)
+                yield delta
+        finally:
+            try:
+                await deltas.aclose()  # type: ignore[attr-defined]
+            finally:
+                with anyio.CancelScope(shield=True):  # a cancelled stream is settled all the same
+                    await self._settle(key, row, claim, usage, pieces)
+
+    async def _reserve(self, key: KeyPolicy, prompt: int, worst: int) -> tuple[int, Claim]:
+        def decide(window: Window) -> Claim:
+            granted = grant(key, window, prompt, worst, now)
+            return Claim(prompt, granted, key.limits.cost_usd(prompt, granted))
+
+        now = time.time()
+        reserve = partial(self.store.reserve, key.name, now, decide)
+        reserving = asyncio.ensure_future(anyio.to_thread.run_sync(reserve, limiter=self._limiter))
+        try:
+            return await asyncio.shield(reserving)
+        except asyncio.CancelledError:  # the client left: undo the reservation once it is made
+            reserving.add_done_callback(self._undo)
+            raise
+
+    def _undo(self, reserving: asyncio.Future[tuple[int, Claim]]) -> None:
+        if reserving.cancelled() or reserving.exception() is not None:
+            return
+        try:
+            self.store.settle(reserving.result()[0], 0, 0, 0.0)
+        except Exception:
+            log.exception("could not undo a reservation of a request that was cancelled")
+
+    async def _settle(
+        self, key: KeyPolicy, row: int, claim: Claim, usage: Usage | None, pieces: int | None
+    ) -> None:
+        if usage is not None:
+            prompt, completion = usage.prompt_tokens, usage.completion_tokens
+        elif pieces is None:  # refused before the prompt was accepted: nothing was used
+            prompt, completion = 0, 0
+        else:
+            prompt, completion = claim.prompt_tokens, min(pieces, claim.completion_tokens)
+        usd = key.limits.cost_usd(prompt, completion)
+        settle = partial(self.store.settle, row, prompt, completion, usd)
+        try:
+            await anyio.to_thread.run_sync(settle, limiter=self._limiter)
+        except Exception:
+            log.exception("could not settle request %d of key %r", row, key.name)
+
+
+def _affordable(limits: Limits, usd_left: float, prompt: int) -> int:
+    left = usd_left - limits.cost_usd(prompt, 0)
+    if left <= 0:
+        return 0
+    if limits.price_completion_usd_per_mtok == 0:
+        return 2**31
+    return math.floor(left * 1e6 / limits.price_completion_usd_per_mtok)
+
+
+def _until_midnight(now: float) -> float:
+    moment = datetime.fromtimestamp(now, tz=timezone.utc)
+    midnight = (moment + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(1.0, (midnight - moment).total_seconds())
+
+
+def _duration(seconds: float) -> str:
+    hours, rest = divmod(math.ceil(seconds), 3600)
+    return f"{hours} h {rest // 60} min" if hours else f"{math.ceil(rest / 60)} min"

@@ -1,0 +1,31 @@
+"""A check both servers share: SIGTERM stops the server within seconds, even mid-answer."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+
+__all__ = ["assert_sigterm_stops_mid_answer"]
+
+
+def assert_sigterm_stops_mid_answer(
+    process: subprocess.Popen[Any], url: str, body: dict[str, Any], name: str
+) -> None:
+    """POST ``body`` (a long answer) to ``url``, SIGTERM ``process`` a second later: it must
+    exit within 6 s and the request must have ended."""
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(httpx.post, url, json=body, timeout=60)
+        time.sleep(1)  # lets the request arrive; not what is asserted
+        stopping = time.monotonic()
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{name} still running 15 s after SIGTERM")
+        assert time.monotonic() - stopping < 6
+        assert waiting.done()
