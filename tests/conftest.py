@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,7 +43,8 @@ def relay_cloud_process(*args: str) -> Iterator[tuple[str, subprocess.Popen[byte
     """Like :func:`relay_cloud`, also yielding the server process (to kill it)."""
     port = free_port()
     command = [str(BIN / "relay-cloud"), "serve", "--port", str(port), "--log-level", "warning"]
-    env = {**os.environ, "RELAYLLM_CLOUD_N_THREADS": "2"}
+    env = {"RELAYLLM_DATA_DIR": str(Path(tempfile.gettempdir()) / "relayllm-tests"),
+           **os.environ, "RELAYLLM_CLOUD_N_THREADS": "2"}  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     with running([*command, *args], f"{base}/health", env=env) as process:
         yield base, process
