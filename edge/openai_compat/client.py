@@ -15,9 +15,11 @@ cut stream, a 429/5xx (all :class:`CloudUnavailable`), or a refused request
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import httpx
@@ -145,23 +147,56 @@ def _stream_once(
     first_byte: list[bool],
     deadline: float,
 ) -> Iterator[str | CompletionStream]:
-    with client.stream(
-        "POST", url, json=body, timeout=_within(client.timeout, deadline)
-    ) as response:
+    with (
+        client.stream(
+            "POST", url, json=body, timeout=_within(client.timeout, deadline)
+        ) as response,
+        _Watchdog(deadline, response) as watchdog,
+    ):
         if response.status_code >= 400:
             raise error_for_response(response, response.read())
         tally = CompletionStream(mode)
-        for chunk in response.iter_bytes():
-            first_byte[0] = True
-            for line in chunk.splitlines(keepends=True):  # line by line: the text of events
-                yield from tally.feed(line)  # before a broken one in this chunk is kept
-            if tally.done:
-                break
-            if time.monotonic() > deadline:
-                raise CloudUnavailable(f"the stream from {url} arrived too slowly")
+        try:
+            for chunk in response.iter_bytes():
+                first_byte[0] = True
+                for line in chunk.splitlines(keepends=True):  # line by line: the text of
+                    yield from tally.feed(line)  # events before a broken one is kept
+                if tally.done:
+                    break
+                if time.monotonic() > deadline:
+                    raise CloudUnavailable(f"the stream from {url} arrived too slowly")
+        except httpx.TransportError as exc:
+            if watchdog.fired:
+                raise CloudUnavailable(f"the stream from {url} arrived too slowly") from exc
+            raise
         if not tally.complete:
             raise CloudUnavailable(f"the stream from {url} ended before it was complete")
         yield tally
+
+
+class _Watchdog:
+    """Shuts the response's socket down at ``deadline``: a read waiting on a stalled stream
+    ends then, not a whole read timeout later. ``fired`` says whether it did."""
+
+    def __init__(self, deadline: float, response: httpx.Response) -> None:
+        stream = response.extensions.get("network_stream")
+        self._socket = stream.get_extra_info("socket") if stream is not None else None
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._cut)
+        self._timer.daemon = True
+        self.fired = False
+
+    def _cut(self) -> None:
+        self.fired = True
+        with suppress(OSError):  # already closed
+            self._socket.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> _Watchdog:
+        if self._socket is not None:
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
 
 
 def _within(timeout: httpx.Timeout, deadline: float) -> httpx.Timeout:

@@ -157,6 +157,22 @@ def test_a_fault_falls_back_bills_what_arrived_and_the_slm_goes_on(
     assert local_after_call(events).strip()  # the SLM went on alone
 
 
+def test_a_stream_still_arriving_at_the_deadline_ends_at_it(
+    slm: LlamaModel, settings: EdgeSettings, healthy: FaultProxy
+) -> None:
+    healthy.drip_interval_s = 1.4  # each byte just inside the read timeout (1.5 s)
+    healthy.fault = "drip"
+    try:
+        events = answer(build_relay(settings, model=slm))
+    finally:
+        healthy.drip_interval_s = 1.0
+    (fallback,) = [e for e in events if isinstance(e, FallbackEvent)]
+    assert "longer than 3 s" in fallback.reason
+    (finished,) = [e for e in events if isinstance(e, CallFinished)]
+    assert finished.tokens == 0
+    assert finished.latency_ms / 1000 <= TOTAL_S + TIMING_SLACK_S  # not at the next byte (4.2 s)
+
+
 @pytest.mark.parametrize("fault", ["none", "malformed-sse"])
 def test_a_healthy_stream_is_spliced_and_billed_whole(
     slm: LlamaModel, settings: EdgeSettings, healthy: FaultProxy, fault: Fault
