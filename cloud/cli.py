@@ -99,6 +99,7 @@ def serve(
 ) -> None:
     """Serve /v1/completions, /v1/chat/completions, /v1/models and /health."""
     from cloud.app import build_engine, create_app
+    from cloud.keys import load_keys
     from cloud.state import open_store
     from edge.openai_compat.server import serve_app
     from protocol.errors import RelayError
@@ -129,7 +130,8 @@ def serve(
     )
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
-        store = open_store(settings.state_url_value)  # as the model: a bad store is one line
+        load_keys(settings)  # a bad keys file or store is one line, before the model loads
+        store = open_store(settings.state_url_value)
         engine = build_engine(settings)  # loaded before serving: a bad model is one clear line
         serve_app(create_app(settings, engine=engine, store=store), settings.host, settings.port,
                   announce=lambda url: err.print(f"relay-cloud serving {engine.model_id} on "

@@ -46,7 +46,8 @@ class PostgresStore(SqlStore):
             finally:
                 db.close()
         except psycopg.Error as exc:
-            raise SetupError(f"cannot use the PostgreSQL state store: {exc}") from exc
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SetupError(f"cannot use the PostgreSQL state store: {first}") from exc
 
     def _connect(self) -> Any:
         return self._psycopg.connect(self._url, autocommit=True, connect_timeout=10)

@@ -115,6 +115,18 @@ def test_serve_with_a_bad_keys_file_exits_with_one_line(tmp_path: Path) -> None:
     assert SECRET not in result.output
 
 
+def test_serve_with_an_unreachable_state_store_exits_with_one_line(tmp_path: Path) -> None:
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text(json.dumps({"question": "Q?", "answer": "1", "solution": "1"}) + "\n")
+    result = CliRunner().invoke(app, [
+        "serve", "--engine", "expert", "--problems", str(problems), "--api-key", "k",
+        "--state-url", "postgresql://relay@127.0.0.1:1/relay",
+    ])  # fmt: skip
+    assert result.exit_code == 1
+    assert result.output.startswith("error: cannot use the PostgreSQL state store")
+    assert len(result.output.strip().splitlines()) == 1
+
+
 def policy(**limits: float) -> KeyPolicy:
     return KeyPolicy("alice", b"", Limits(**limits))
 
