@@ -21,7 +21,7 @@ from cloud.quota import Quota
 from cloud.serving import Admission, OutputLimits, Response, serve_chat, serve_completion
 from cloud.settings import CloudSettings
 from cloud.state import StateStore, open_store
-from edge.openai_compat.server import add_error_handlers, until_disconnected
+from edge.openai_compat.server import add_error_handlers, error_responses, until_disconnected
 from protocol.wire import ChatCompletionRequest, CompletionRequest, ModelCard, ModelList
 
 __all__ = ["build_engine", "create_app"]
@@ -88,16 +88,17 @@ def create_app(
 
 def _add_routes(app: FastAPI) -> None:
     guarded = [Depends(require_api_key)]
+    errors = error_responses(400, 401, 404, 413, 429)
 
     @app.get("/health")
     async def health(request: Request) -> dict[str, str]:
         return {"status": "ok", "model": request.app.state.engine.model_id}
 
-    @app.get("/v1/models", dependencies=guarded)
+    @app.get("/v1/models", dependencies=guarded, responses=error_responses(401))
     async def models(request: Request) -> ModelList:
         return ModelList(data=[ModelCard(id=request.app.state.engine.model_id)])
 
-    @app.post("/v1/completions", dependencies=guarded, response_model=None)
+    @app.post("/v1/completions", dependencies=guarded, response_model=None, responses=errors)
     async def completions(
         body: CompletionRequest, request: Request, key: KeyPolicy = Depends(require_api_key)
     ) -> Response:
@@ -106,7 +107,7 @@ def _add_routes(app: FastAPI) -> None:
         answer = serve_completion(state.engine, body, state.admission, state.limits, meter)
         return await until_disconnected(request, answer)
 
-    @app.post("/v1/chat/completions", dependencies=guarded, response_model=None)
+    @app.post("/v1/chat/completions", dependencies=guarded, response_model=None, responses=errors)
     async def chat_completions(
         body: ChatCompletionRequest, request: Request, key: KeyPolicy = Depends(require_api_key)
     ) -> Response:

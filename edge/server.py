@@ -37,6 +37,7 @@ from edge.llama import iterate_in_thread
 from edge.openai_compat.server import (
     add_error_handlers,
     check_api_key,
+    error_responses,
     event_stream,
     key_digest,
     serve_app,
@@ -205,7 +206,7 @@ def create_edge_app(relay: Relay, *, max_waiting: int = 8) -> FastAPI:
     async def page() -> str:
         return resources.files("edge").joinpath("static/index.html").read_text(encoding="utf-8")
 
-    @app.get("/v1/models", dependencies=guarded)
+    @app.get("/v1/models", dependencies=guarded, responses=error_responses(401))
     async def models() -> ModelList:
         return ModelList(data=[ModelCard(id=SERVED_MODEL, relay=_models(relay))])
 
@@ -213,11 +214,14 @@ def create_edge_app(relay: Relay, *, max_waiting: int = 8) -> FastAPI:
     async def health() -> dict[str, Any]:
         return {"status": "ok", **_models(relay), "cloud": await _cloud_health(relay)}
 
-    @app.get("/v1/relay/status", dependencies=guarded)
+    @app.get("/v1/relay/status", dependencies=guarded, responses=error_responses(401))
     async def status() -> dict[str, Any]:
         return await asyncio.to_thread(_status, service)
 
-    @app.post("/v1/chat/completions", dependencies=guarded, response_model=None)
+    @app.post(
+        "/v1/chat/completions", dependencies=guarded, response_model=None,
+        responses=error_responses(400, 401, 413, 429),
+    )  # fmt: skip
     async def chat(
         body: ChatCompletionRequest, request: Request
     ) -> JSONResponse | StreamingResponse:

@@ -18,10 +18,11 @@ import ipaddress
 import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
@@ -40,6 +41,7 @@ __all__ = [
     "add_error_handlers",
     "check_api_key",
     "error_response",
+    "error_responses",
     "event_stream",
     "is_loopback",
     "key_digest",
@@ -127,8 +129,40 @@ def event_stream(body: AsyncIterator[bytes]) -> StreamingResponse:
     return StreamingResponse(body, media_type="text/event-stream", headers=headers)
 
 
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a route answers, each an OpenAI error body."""
+    return {status: {"model": ErrorBody, "description": _ERROR_MEANING[status]}
+            for status in statuses}  # fmt: skip
+
+
+_ERROR_MEANING = {
+    400: "Invalid request: a field, or a prompt longer than the context (with both numbers).",
+    401: "Missing or wrong API key.",
+    404: "No such model served here.",
+    413: "Request body over the size limit.",
+    429: "Too many requests waiting, or a key over its limits; see Retry-After.",
+}
+
+
+def _without_422(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The app's OpenAPI schema without FastAPI's 422: invalid input is a 400 here."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    operation.get("responses", {}).pop("422", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return openapi
+
+
 def add_error_handlers(app: FastAPI) -> None:
-    """Answer every error with an OpenAI error body and the right status."""
+    """Answer every error with an OpenAI error body and the right status (and say so in the
+    OpenAPI schema)."""
+    app.openapi = _without_422(app)  # type: ignore[method-assign]
 
     @app.exception_handler(RelayError)
     async def relay_error(_: Request, exc: RelayError) -> JSONResponse:
