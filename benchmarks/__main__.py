@@ -13,7 +13,9 @@ machine's speed cancels out:
   evaluated / tokens it was sent, on the second call of an answer.
 * ``edge_rss_mb``: peak resident memory of a fresh edge process (8192-token
   context, q8_0 KV cache) that relays one answer; ``edge_rss_per_conversation_mb``:
-  the KV cache one conversation costs; ``edge_rss_mb_f16_kv`` for comparison.
+  the KV cache one conversation costs; ``edge_rss_mb_f16_kv`` for comparison;
+  ``edge_rss_bare_mb``: llama-cpp-python alone with the same GGUF, context and cache
+  (``edge_rss_vs_bare_ratio``: the edge's cost over that floor).
 * ``resume_latency_ms_p50`` / ``resume_vs_token_ratio``: from the cloud's last
   byte to the SLM's next token, alone and over one SLM token time
   (:mod:`benchmarks.resume`).
@@ -224,6 +226,8 @@ def main() -> None:
         status.update("edge memory")
         results |= {key: value for key, value in edge_memory("q8_0").items() if key != "n_ctx"}
         results["edge_rss_mb_f16_kv"] = edge_memory("f16")["edge_rss_mb"]
+        results["edge_rss_bare_mb"] = edge_memory("bare")["edge_rss_mb"]
+        results["edge_rss_vs_bare_ratio"] = results["edge_rss_mb"] / results["edge_rss_bare_mb"]
         status.update("resume after a call")
         resume_ms, resume_ratio = resume_latency(slm, 3 if args.quick else 7)
         results["resume_latency_ms_p50"] = resume_ms
@@ -272,7 +276,8 @@ def show(console: Console, results: dict[str, object]) -> None:
     table = Table("figure", "value", "target", "met", title=f"relayllm ({results['machine']})")
     extra = (
         "handoff_wall_ms_p50", "resume_latency_ms_p50", "edge_rss_per_conversation_mb",
-        "edge_rss_mb_f16_kv", "rollout_tokens_per_s", "cli_start_ms", "first_token_ms",
+        "edge_rss_mb_f16_kv", "edge_rss_bare_mb", "edge_rss_vs_bare_ratio",
+        "rollout_tokens_per_s", "cli_start_ms", "first_token_ms",
         "concurrent_streams_ok", "ttft_p95_ms", "cloud_tokens_per_s",
         "upstream_prefix_reuse_time_ratio",
     )  # fmt: skip

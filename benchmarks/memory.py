@@ -3,7 +3,9 @@
 ``python -m benchmarks.memory [f16|q8_0]`` loads the SLM with the edge's own
 settings (an 8192-token context by default), relays one offline answer and
 prints, as JSON, its peak resident memory and the KV cache a conversation
-costs. :func:`edge_memory` runs it in a fresh process for the benchmarks.
+costs; ``bare`` does the same with llama-cpp-python alone (same GGUF, context,
+q8_0 cache, 100 greedy tokens), the floor the edge stands on. :func:`edge_memory`
+runs it in a fresh process for the benchmarks.
 """
 
 from __future__ import annotations
@@ -34,7 +36,25 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def bare() -> None:
+    """llama-cpp-python alone: the same GGUF, context and cache, 100 greedy tokens."""
+    from llama_cpp import Llama
+
+    from edge.llama import resolve_model
+    from edge.settings import EdgeSettings
+
+    settings = EdgeSettings(offline=True)
+    llama = Llama(model_path=str(resolve_model(settings.slm, default="slm")),
+                  n_ctx=settings.n_ctx, n_threads=settings.n_threads, type_k=8, type_v=8,
+                  flash_attn=True, verbose=False)  # fmt: skip
+    llama.create_completion("Count to fifty.", max_tokens=100, temperature=0)
+    print(json.dumps({"edge_rss_mb": peak_rss_mb(), "n_ctx": llama.n_ctx()}))
+
+
 def main() -> None:
+    if sys.argv[1] == "bare":
+        bare()
+        return
     from edge.runtime import build_relay
     from edge.settings import EdgeSettings
 

@@ -39,6 +39,9 @@ def test_benchmarks_run_at_reduced_size(
     q8, f16 = edge_memory("q8_0"), edge_memory("f16")
     assert q8["edge_rss_per_conversation_mb"] < f16["edge_rss_per_conversation_mb"]
     assert q8["edge_rss_mb"] < f16["edge_rss_mb"]  # the smaller KV cache is real memory saved
+    bare = edge_memory("bare")
+    assert bare["n_ctx"] == q8["n_ctx"]  # the floor is measured at the same context
+    assert 0.5 < q8["edge_rss_mb"] / bare["edge_rss_mb"] < 2
     ratio, relay_rate, generate_rate = rollout_vs_generate_ratio(rows=2, tokens=8)
     assert 0.3 < ratio < 3
     assert ratio == pytest.approx(relay_rate / generate_rate)
