@@ -100,6 +100,7 @@ class Quota:
         self.store = store
         self.default_max_tokens = default_max_tokens
         self._limiter = anyio.CapacityLimiter(threads)  # also bounds the store's connections
+        self._in_order = asyncio.Lock()  # reservations one at a time, in arrival order
 
     def meter(self, key: KeyPolicy) -> Meter:
         """``key``'s :data:`Meter`: the reservation is made on the first ``anext``."""
@@ -109,7 +110,8 @@ class Quota:
         self, key: KeyPolicy, prompt: int, generation: Generation, start: Start
     ) -> AsyncIterator[Delta]:
         worst = generation.max_tokens or self.default_max_tokens
-        row, claim = await self._reserve(key, prompt, worst)
+        async with self._in_order:  # so requests reach the engine first come, first served
+            row, claim = await self._reserve(key, prompt, worst)
         if claim.completion_tokens < worst:
             generation = replace(generation, max_tokens=claim.completion_tokens)
         deltas, usage, pieces = start(generation), None, None  # None: the prompt is not accepted

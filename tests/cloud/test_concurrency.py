@@ -39,7 +39,12 @@ def stream(base: str, index: int, key: str | None = "key-a") -> tuple[int, float
 
 async def _fifty(base: str) -> list[tuple[int, float, int]]:
     """Fifty streamed completions sent 10 ms apart from one event loop (a steady order)."""
-    body = {"max_tokens": 8, "stream": True, "stream_options": {"include_usage": True}}
+    body = {
+        "max_tokens": 8,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "temperature": 0,
+    }  # greedy: no early end of text, every answer has 8 tokens
     headers = {"Authorization": "Bearer key-a"}
 
     async def one(client: httpx.AsyncClient, index: int) -> tuple[int, float, int]:
