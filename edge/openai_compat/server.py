@@ -82,7 +82,8 @@ def check_api_key(authorization: str | None, digests: Sequence[bytes]) -> int:
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationFailed("missing API key: send 'Authorization: Bearer KEY'")
-    given, found = key_digest(token.strip()), -1
+    raw = token.strip().encode("latin-1", errors="replace")  # headers arrive as latin-1
+    given, found = hashlib.sha256(raw).digest(), -1  # so a UTF-8 key is hashed as sent
     for index, digest in enumerate(digests):
         found = index if hmac.compare_digest(digest, given) else found
     if found < 0:

@@ -155,3 +155,12 @@ def test_grant_refuses_over_the_request_rate_until_the_oldest_leaves_the_minute(
     with pytest.raises(RateLimited) as caught:
         grant(key, Window(0, 0.0, 3, NOON - 50), prompt=1, worst=5, now=NOON)
     assert (caught.value.limit, caught.value.retry_after_s) == ("requests_per_minute", 10)
+
+
+def test_a_utf8_key_matches_as_its_header_arrives() -> None:
+    from edge.openai_compat.server import check_api_key, key_digest
+
+    header = "Bearer " + "clé-ü".encode().decode("latin-1")  # how ASGI servers decode headers
+    assert check_api_key(header, [key_digest("other"), key_digest("clé-ü")]) == 1
+    with pytest.raises(AuthenticationFailed):
+        check_api_key("Bearer clé-ü", [key_digest("other")])
