@@ -9,6 +9,7 @@ from dataclasses import asdict
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -46,8 +47,9 @@ def usage(
     if as_json:
         typer.echo(json.dumps([asdict(row) for row in rows], indent=2))
         return
-    table = Table("key", "day", "requests", "prompt", "completion", "total tokens", "USD",
-                  "unsettled", title="relay-cloud usage")  # fmt: skip
+    table = Table("key", "day (UTC)", "requests", "prompt", "output", "total", "USD", "open",
+                  title="relay-cloud usage (tokens; open: requests not yet settled)",
+                  box=box.SIMPLE_HEAD)  # fmt: skip
     for row in rows:
         total = row.prompt_tokens + row.completion_tokens
         numbers = (row.requests, row.prompt_tokens, row.completion_tokens, total)
