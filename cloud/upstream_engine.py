@@ -99,9 +99,8 @@ class UpstreamEngine:
                 tally = CompletionStream(mode)
                 async for chunk in response.aiter_bytes():
                     first_byte[0] = True
-                    for line in chunk.splitlines(keepends=True):  # the text of events before
-                        for text in tally.feed(line):  # a broken one in this chunk is kept
-                            yield Delta(text=text)
+                    for text in tally.texts(chunk):  # the text before a broken event is kept
+                        yield Delta(text=text)
                     if tally.done or generation.expired:
                         break
                 if not (tally.complete or generation.expired):

@@ -19,6 +19,7 @@ reported, never guessed at:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from protocol.errors import CloudError, CloudUnavailable, UpstreamError
@@ -66,14 +67,18 @@ class CompletionStream:
 
     def feed(self, chunk: bytes) -> list[str]:
         """Add raw bytes; return the text pieces they complete."""
-        texts: list[str] = []
+        return list(self.texts(chunk))
+
+    def texts(self, chunk: bytes) -> Iterator[str]:
+        """Add raw bytes; yield the text pieces they complete, event by event, so that the
+        pieces before a broken event are yielded before its error is raised."""
         for payload in self._decoder.feed(chunk):
             if payload.strip() == b"[DONE]":
                 self.done = True
                 continue
-            texts += self._read(payload)
-        self.pieces += len(texts)
-        return texts
+            for text in self._read(payload):
+                self.pieces += 1
+                yield text
 
     @property
     def complete(self) -> bool:

@@ -159,8 +159,7 @@ def _stream_once(
         try:
             for chunk in response.iter_bytes():
                 first_byte[0] = True
-                for line in chunk.splitlines(keepends=True):  # line by line: the text of
-                    yield from tally.feed(line)  # events before a broken one is kept
+                yield from tally.texts(chunk)  # the text before a broken event is kept
                 if tally.done:
                     break
                 if time.monotonic() > deadline:

@@ -109,3 +109,12 @@ def test_error_statuses_carry_the_servers_reason() -> None:
     assert refused.message == "http://h answered 401: bad key"
     assert refused.status_code == 502  # our credentials were refused: a bad gateway for callers
     assert error_for_status(400, b"<html>oops</html>", "u").status_code == 400
+
+
+def test_the_text_before_a_broken_event_is_yielded_before_its_error() -> None:
+    stream, got = CompletionStream("raw"), []
+    with pytest.raises(CloudUnavailable, match="invalid stream chunk"):
+        for text in stream.texts(raw("a") + raw("b") + b"data: {not json\n\n" + raw("c")):
+            got.append(text)
+    assert got == ["a", "b"]
+    assert stream.pieces == 2
