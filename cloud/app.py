@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 
@@ -98,20 +99,21 @@ def _add_routes(app: FastAPI) -> None:
     async def models(request: Request) -> ModelList:
         return ModelList(data=[ModelCard(id=request.app.state.engine.model_id)])
 
-    @app.post("/v1/completions", dependencies=guarded, response_model=None, responses=errors)
+    @app.post("/v1/completions", response_model=None, responses=errors)
     async def completions(
         body: CompletionRequest, request: Request, key: KeyPolicy = Depends(require_api_key)
     ) -> Response:
-        state = request.app.state
-        meter = state.quota.meter(key)
-        answer = serve_completion(state.engine, body, state.admission, state.limits, meter)
-        return await until_disconnected(request, answer)
+        return await _answer(serve_completion, body, request, key)
 
-    @app.post("/v1/chat/completions", dependencies=guarded, response_model=None, responses=errors)
+    @app.post("/v1/chat/completions", response_model=None, responses=errors)
     async def chat_completions(
         body: ChatCompletionRequest, request: Request, key: KeyPolicy = Depends(require_api_key)
     ) -> Response:
-        state = request.app.state
-        meter = state.quota.meter(key)
-        answer = serve_chat(state.engine, body, state.admission, state.limits, meter)
-        return await until_disconnected(request, answer)
+        return await _answer(serve_chat, body, request, key)
+
+
+async def _answer(serve: Any, body: Any, request: Request, key: KeyPolicy) -> Response:
+    """``serve`` the request within ``key``'s quota; stopped if the client goes away."""
+    state = request.app.state
+    answer = serve(state.engine, body, state.admission, state.limits, state.quota.meter(key))
+    return await until_disconnected(request, answer)
