@@ -15,7 +15,9 @@ machine's speed cancels out:
   context, q8_0 KV cache) that relays one answer; ``edge_rss_per_conversation_mb``:
   the KV cache one conversation costs; ``edge_rss_mb_f16_kv`` for comparison;
   ``edge_rss_bare_mb``: llama-cpp-python alone with the same GGUF, context and cache
-  (``edge_rss_vs_bare_ratio``: the edge's cost over that floor).
+  (``edge_rss_vs_bare_ratio``: the edge's cost over that floor); ``edge_rss_mb_q4_v``
+  with ``kv_cache = "q8_0/q4_0"`` (4-bit values) and ``q4_v_decode_ratio``: its decode
+  speed / q8_0's after 2048 tokens of context.
 * ``resume_latency_ms_p50`` / ``resume_vs_token_ratio``: from the cloud's last
   byte to the SLM's next token, alone and over one SLM token time
   (:mod:`benchmarks.resume`).
@@ -53,7 +55,7 @@ from benchmarks.concurrency import (
     interleaved_prefix_reuse,
     upstream_prefix_reuse,
 )
-from benchmarks.memory import edge_memory
+from benchmarks.memory import decode_ratio_deep, edge_memory
 from benchmarks.resume import resume_latency
 from benchmarks.servers import serve_in_process, serve_in_thread
 from benchmarks.startup import startup
@@ -228,6 +230,8 @@ def main() -> None:
         results["edge_rss_mb_f16_kv"] = edge_memory("f16")["edge_rss_mb"]
         results["edge_rss_bare_mb"] = edge_memory("bare")["edge_rss_mb"]
         results["edge_rss_vs_bare_ratio"] = results["edge_rss_mb"] / results["edge_rss_bare_mb"]
+        results["edge_rss_mb_q4_v"] = edge_memory("q8_0/q4_0")["edge_rss_mb"]
+        results["q4_v_decode_ratio"] = decode_ratio_deep(slm_path, "q8_0/q4_0", 2048, 64)
         status.update("resume after a call")
         resume_ms, resume_ratio = resume_latency(slm, 3 if args.quick else 7)
         results["resume_latency_ms_p50"] = resume_ms
@@ -277,6 +281,7 @@ def show(console: Console, results: dict[str, object]) -> None:
     extra = (
         "handoff_wall_ms_p50", "resume_latency_ms_p50", "edge_rss_per_conversation_mb",
         "edge_rss_mb_f16_kv", "edge_rss_bare_mb", "edge_rss_vs_bare_ratio",
+        "edge_rss_mb_q4_v", "q4_v_decode_ratio",
         "rollout_tokens_per_s", "cli_start_ms", "first_token_ms",
         "concurrent_streams_ok", "ttft_p95_ms", "cloud_tokens_per_s",
         "upstream_prefix_reuse_time_ratio",

@@ -1,11 +1,12 @@
 """The edge's memory: a real ``relay run``-like process, measured from the inside.
 
-``python -m benchmarks.memory [f16|q8_0]`` loads the SLM with the edge's own
-settings (an 8192-token context by default), relays one offline answer and
+``python -m benchmarks.memory [q8_0|q8_0/q4_0|f16]`` loads the SLM with the edge's
+own settings (an 8192-token context by default), relays one offline answer and
 prints, as JSON, its peak resident memory and the KV cache a conversation
 costs; ``bare`` does the same with llama-cpp-python alone (same GGUF, context,
 q8_0 cache, 100 greedy tokens), the floor the edge stands on. :func:`edge_memory`
-runs it in a fresh process for the benchmarks.
+runs it in a fresh process for the benchmarks. :func:`decode_ratio_deep` is what
+4-bit values cost in speed once a context has filled.
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ import json
 import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-__all__ = ["edge_memory"]
+from edge.llama import LlamaModel
+from protocol.sampling import SamplingParams
+
+__all__ = ["decode_ratio_deep", "edge_memory"]
 
 
 def edge_memory(kv_cache: str) -> dict[str, float]:
@@ -24,6 +29,24 @@ def edge_memory(kv_cache: str) -> dict[str, float]:
     done = subprocess.run([sys.executable, "-m", "benchmarks.memory", kv_cache],
                           capture_output=True, text=True, check=True)  # fmt: skip
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def decode_ratio_deep(slm: Path, kv_cache: str, depth: int, tokens: int) -> float:
+    """Greedy decode speed with ``kv_cache`` / with ``q8_0``, after ``depth`` tokens of context."""
+    rates = []
+    for choice in (kv_cache, "q8_0"):
+        model = LlamaModel(slm, n_ctx=depth + tokens + 1, kv_cache=choice)
+        try:
+            model.sync(model.tokenize(" ".join(f"item {i}," for i in range(depth)))[:depth])
+            sampler = model.sampler(SamplingParams(temperature=0.0))
+            start = time.perf_counter()
+            for _ in range(tokens):
+                model.eval([sampler.sample()])
+            rates.append(tokens / (time.perf_counter() - start))
+            sampler.close()
+        finally:
+            model.close()
+    return rates[0] / rates[1]
 
 
 def peak_rss_mb() -> float:

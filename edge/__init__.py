@@ -3,29 +3,17 @@
 Never imports torch or transformers; llama_cpp is imported only when a model is loaded.
 """
 
-from edge.client import CloudClient, CloudEnd, CloudRequest, CloudText
-from edge.local_model import LocalModel, TextCodec
-from edge.loop import RelayLoop
-from edge.policies import CallPolicy, make_policy
-from edge.prompt import ChatFormat, RelayPrompt, build_prompt
-from edge.record import AnswerRecord, CallRecord
-from edge.relay import RelayAnswer, RelayLimits
+from protocol.lazy import lazy_exports
 
-__all__ = [
-    "AnswerRecord",
-    "CallPolicy",
-    "CallRecord",
-    "ChatFormat",
-    "CloudClient",
-    "CloudEnd",
-    "CloudRequest",
-    "CloudText",
-    "LocalModel",
-    "RelayAnswer",
-    "RelayLimits",
-    "RelayLoop",
-    "RelayPrompt",
-    "TextCodec",
-    "build_prompt",
-    "make_policy",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "edge.client": ["CloudClient", "CloudEnd", "CloudRequest", "CloudText"],
+        "edge.local_model": ["LocalModel", "TextCodec"],
+        "edge.loop": ["RelayLoop"],
+        "edge.policies": ["CallPolicy", "make_policy"],
+        "edge.prompt": ["ChatFormat", "RelayPrompt", "build_prompt"],
+        "edge.record": ["AnswerRecord", "CallRecord"],
+        "edge.relay": ["RelayAnswer", "RelayLimits"],
+    },
+)

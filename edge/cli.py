@@ -146,14 +146,17 @@ def settings_from(**flags: Any) -> EdgeSettings:
     """
     from pydantic import ValidationError
 
-    from edge.settings import EdgeSettings
+    from edge.settings import EdgeSettings, config_path
 
     given = {name: value for name, value in flags.items() if value is not None}
     try:
         return EdgeSettings(**given)
     except ValidationError as exc:
         for error in exc.errors():
-            where = "--" + ".".join(str(part) for part in error["loc"]).replace("_", "-")
+            name = ".".join(str(part) for part in error["loc"])
+            where = f"--{name.replace('_', '-')}"
+            if error["loc"][0] not in given:  # from the environment or the config file
+                where = f"{name} (RELAYLLM_{name.replace('.', '__').upper()} or {config_path()})"
             err.print(f"[red]error:[/red] {where}: {error['msg']}")
         raise typer.Exit(2) from exc
 

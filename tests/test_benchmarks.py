@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.__main__ import cloud_prefix_reuse, handoff_overhead_ms, idle_ratio, splice_ratios
-from benchmarks.memory import edge_memory
+from benchmarks.memory import decode_ratio_deep, edge_memory
 from benchmarks.resume import resume_latency
 from benchmarks.rollout import rollout_vs_generate_ratio
 from edge.llama import LlamaModel
@@ -23,7 +23,7 @@ def slm(slm_path: Path) -> Iterator[LlamaModel]:
 
 @pytest.mark.slow
 def test_benchmarks_run_at_reduced_size(
-    slm: LlamaModel, cloud_model_path: Path, tmp_path: Path
+    slm: LlamaModel, slm_path: Path, cloud_model_path: Path, tmp_path: Path
 ) -> None:
     # Each ratio compares the same work done two ways, so it is near 1 on any machine.
     assert 0.3 < idle_ratio(slm, tokens=8, repeats=1) < 3
@@ -39,6 +39,10 @@ def test_benchmarks_run_at_reduced_size(
     q8, f16 = edge_memory("q8_0"), edge_memory("f16")
     assert q8["edge_rss_per_conversation_mb"] < f16["edge_rss_per_conversation_mb"]
     assert q8["edge_rss_mb"] < f16["edge_rss_mb"]  # the smaller KV cache is real memory saved
+    q4_v = edge_memory("q8_0/q4_0")
+    assert q4_v["edge_rss_per_conversation_mb"] < q8["edge_rss_per_conversation_mb"]
+    assert q4_v["edge_rss_mb"] < q8["edge_rss_mb"]
+    assert 0.3 < decode_ratio_deep(slm_path, "q8_0/q4_0", depth=256, tokens=8) < 3
     bare = edge_memory("bare")
     assert bare["n_ctx"] == q8["n_ctx"]  # the floor is measured at the same context
     assert 0.5 < q8["edge_rss_mb"] / bare["edge_rss_mb"] < 2

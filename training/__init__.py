@@ -7,17 +7,13 @@ backend (:mod:`training.hf_backend`), so training sees exactly the sequences
 inference produces. Importing this package loads none of the heavy libraries.
 """
 
-from training.grading import Grade, grade
-from training.problems import PROMPT_SUFFIX, Problem, generate, load_problems
-from training.reward import RewardWeights, relay_rewards
+from protocol.lazy import lazy_exports
 
-__all__ = [
-    "PROMPT_SUFFIX",
-    "Grade",
-    "Problem",
-    "RewardWeights",
-    "generate",
-    "grade",
-    "load_problems",
-    "relay_rewards",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "training.grading": ["Grade", "grade"],
+        "training.problems": ["PROMPT_SUFFIX", "Problem", "generate", "load_problems"],
+        "training.reward": ["RewardWeights", "relay_rewards"],
+    },
+)

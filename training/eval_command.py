@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from protocol.errors import RelayError
 
@@ -56,6 +55,8 @@ def evaluate(
     except (ValueError, FileNotFoundError) as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     from training.eval_run import run_evaluation
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

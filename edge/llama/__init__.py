@@ -5,33 +5,23 @@ package uses besides :mod:`edge.openai_compat`). llama_cpp itself is imported
 only when a model is loaded.
 """
 
-from edge.llama.bundled import (
-    BUNDLED,
-    BundledModel,
-    WheelMember,
-    is_present,
-    model_path,
-    models_dir,
-    pull,
-    resolve_model,
-)
-from edge.llama.chat import CHATML_TEMPLATE, LlamaChat, render_chat
-from edge.llama.model import LlamaModel, Sampler
-from edge.llama.worker import iterate_in_thread
+from protocol.lazy import lazy_exports
 
-__all__ = [
-    "BUNDLED",
-    "CHATML_TEMPLATE",
-    "BundledModel",
-    "LlamaChat",
-    "LlamaModel",
-    "Sampler",
-    "WheelMember",
-    "is_present",
-    "iterate_in_thread",
-    "model_path",
-    "models_dir",
-    "pull",
-    "render_chat",
-    "resolve_model",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "edge.llama.bundled": [
+            "BUNDLED",
+            "BundledModel",
+            "WheelMember",
+            "is_present",
+            "model_path",
+            "models_dir",
+            "pull",
+            "resolve_model",
+        ],
+        "edge.llama.chat": ["CHATML_TEMPLATE", "LlamaChat", "render_chat"],
+        "edge.llama.model": ["LlamaModel", "Sampler"],
+        "edge.llama.worker": ["iterate_in_thread"],
+    },
+)

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
-from rich.console import Console
 
 from protocol.errors import ModelUnavailable
 
@@ -197,6 +196,7 @@ def _bar(spec: BundledModel, progress: bool) -> Iterator[Callable[[], None]]:
     if not progress:
         yield lambda: None
         return
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     columns = (TextColumn(f"{spec.name} ({spec.filename})"), BarColumn(), MofNCompleteColumn(),

@@ -101,6 +101,9 @@ def test_zero_is_a_value_and_bad_values_are_usage_errors(data_dir: Path, slm_pat
         bad = CliRunner().invoke(app, [*base, flag, value])
         assert bad.exit_code == 2, (flag, bad.output)
         assert flag in bad.output
+    from_env = CliRunner().invoke(app, base, env={"RELAYLLM_KV_CACHE": "q4_0"})
+    assert from_env.exit_code == 2
+    assert "kv_cache (RELAYLLM_KV_CACHE or" in " ".join(from_env.output.split())
     empty = CliRunner().invoke(app, ["run", "   "])
     assert empty.exit_code == 2
     assert "empty" in empty.output

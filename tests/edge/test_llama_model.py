@@ -9,6 +9,7 @@ import pytest
 
 from edge.llama import LlamaModel
 from edge.llama.chat import render_chat
+from edge.llama.model import KV_CACHE_TYPES
 from protocol.errors import ContextOverflow, ModelUnavailable
 from protocol.sampling import SamplingParams
 
@@ -72,6 +73,24 @@ def test_context_limits_are_errors(model: LlamaModel) -> None:
     assert (info.value.prompt_tokens, info.value.n_ctx) == (600, 512)
     with pytest.raises(ValueError, match="empty"):
         model.sync([])
+
+
+def test_each_kv_cache_choice_is_the_cache_llama_cpp_keeps(slm_path: Path) -> None:
+    held, predicted = {}, {}
+    for choice in KV_CACHE_TYPES:
+        llama = LlamaModel(slm_path, n_ctx=512, n_threads=2, kv_cache=choice)
+        try:
+            llama.sync(llama.tokenize("Grüße aus Zürich: 気温は低い. " * 8))
+            held[choice] = len(llama.snapshot().data)  # the cells llama.cpp really wrote
+            predicted[choice] = llama.kv_bytes()
+        finally:
+            llama.close()
+    assert held["f16"] > held["q8_0"] > held["q8_0/q4_0"]
+    # one position: keys + values; a q8_0 block holds 32 values in 34 bytes, a q4_0 block in 18
+    assert predicted["q8_0"] / predicted["f16"] == pytest.approx(68 / 128)
+    assert predicted["q8_0/q4_0"] / predicted["f16"] == pytest.approx(52 / 128)
+    with pytest.raises(ValueError, match="kv_cache must be one of q8_0, q8_0/q4_0, f16"):
+        LlamaModel(slm_path, n_ctx=512, kv_cache="q4_0")
 
 
 def test_missing_file_is_model_unavailable(tmp_path: Path) -> None:
