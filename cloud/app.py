@@ -16,7 +16,7 @@ from fastapi import Depends, FastAPI, Request
 
 from cloud.auth import ApiKeys, require_api_key
 from cloud.engine import Engine
-from cloud.keys import KeyPolicy, load_keys
+from cloud.keys import KeyPolicy, Limits, load_keys
 from cloud.limits import BodySizeLimit
 from cloud.quota import Quota
 from cloud.serving import Admission, OutputLimits, Response, serve_chat, serve_completion
@@ -60,9 +60,13 @@ def build_engine(settings: CloudSettings) -> Engine:
 
 
 def create_app(
-    settings: CloudSettings, engine: Engine | None = None, store: StateStore | None = None
+    settings: CloudSettings,
+    engine: Engine | None = None,
+    store: StateStore | None = None,
+    keys: tuple[tuple[KeyPolicy, ...], Limits] | None = None,
 ) -> FastAPI:
-    """The endpoint for ``settings``; ``engine`` and ``store`` override the ones they name."""
+    """The endpoint for ``settings``; ``engine``, ``store`` and ``keys`` (as
+    :func:`~cloud.keys.load_keys` reads them) override the ones they name."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,7 +82,7 @@ def create_app(
             state.close()
 
     app = FastAPI(title="relayllm cloud", lifespan=lifespan)
-    app.state.api_keys = ApiKeys(*load_keys(settings))
+    app.state.api_keys = ApiKeys(*(keys or load_keys(settings)))
     app.state.admission = Admission(settings.max_queue)
     app.state.limits = OutputLimits(settings.max_output_tokens, settings.request_timeout_s)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
@@ -89,7 +93,7 @@ def create_app(
 
 def _add_routes(app: FastAPI) -> None:
     guarded = [Depends(require_api_key)]
-    errors = error_responses(400, 401, 404, 413, 429)
+    errors = error_responses(400, 401, 404, 413, 429, 503)
 
     @app.get("/health")
     async def health(request: Request) -> dict[str, str]:

@@ -130,10 +130,11 @@ def serve(
     )
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
-        load_keys(settings)  # a bad keys file or store is one line, before the model loads
+        keys = load_keys(settings)  # a bad keys file or store is one line, before the model loads
         store = open_store(settings.state_url_value)
         engine = build_engine(settings)  # loaded before serving: a bad model is one clear line
-        serve_app(create_app(settings, engine=engine, store=store), settings.host, settings.port,
+        app = create_app(settings, engine=engine, store=store, keys=keys)
+        serve_app(app, settings.host, settings.port,
                   announce=lambda url: err.print(f"relay-cloud serving {engine.model_id} on "
                                                  f"{url}/v1"), log_level=log_level)  # fmt: skip
     except RelayError as exc:

@@ -220,7 +220,7 @@ def create_edge_app(relay: Relay, *, max_waiting: int = 8) -> FastAPI:
 
     @app.post(
         "/v1/chat/completions", dependencies=guarded, response_model=None,
-        responses=error_responses(400, 401, 413, 429),
+        responses=error_responses(400, 401, 413, 429, 503),
     )  # fmt: skip
     async def chat(
         body: ChatCompletionRequest, request: Request

@@ -38,6 +38,7 @@ __all__ = [
     "RelayError",
     "RequestError",
     "SetupError",
+    "ShuttingDown",
     "UpstreamError",
 ]
 
@@ -158,6 +159,16 @@ class UpstreamError(CloudError):
 
 class ModelUnavailable(RelayError):
     """A model file is missing and could not be fetched or verified."""
+
+
+class ShuttingDown(RelayError):
+    """The server stopped before it answered; the same request may be sent again later."""
+
+    status_code = 503
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class SetupError(RelayError):

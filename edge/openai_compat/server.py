@@ -33,11 +33,13 @@ from protocol.errors import (
     RelayError,
     RequestError,
     SetupError,
+    ShuttingDown,
 )
 from protocol.wire import ErrorBody
 
 __all__ = [
     "SHUTDOWN_GRACE_S",
+    "AnswerWhenStopping",
     "add_error_handlers",
     "check_api_key",
     "error_response",
@@ -142,6 +144,7 @@ _ERROR_MEANING = {
     404: "No such model served here.",
     413: "Request body over the size limit.",
     429: "Too many requests waiting, or a key over its limits; see Retry-After.",
+    503: "Unavailable for now: the server is stopping, or its upstream is down.",
 }
 
 
@@ -197,6 +200,39 @@ def add_error_handlers(app: FastAPI) -> None:
         return error_response(RelayError(f"internal error: {type(exc).__name__}"))
 
 
+class AnswerWhenStopping:
+    """ASGI wrapper for a stopping server: a request cancelled before it was answered gets a
+    503 (:class:`ShuttingDown`, ``Retry-After``) instead of the ASGI server's bare 500 and
+    traceback; a stream under way ends where it is (without its ``[DONE]``)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = {"started": False, "done": False}
+
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                state["done"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except asyncio.CancelledError:
+            if state["done"]:
+                return
+            if state["started"]:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            stopping = ShuttingDown("the server is shutting down; try again", retry_after_s=5)
+            await error_response(stopping)(scope, receive, send)
+
+
 def serve_app(
     app: FastAPI,
     host: str,
@@ -209,7 +245,8 @@ def serve_app(
 
     A port that cannot be bound is a :class:`SetupError` naming it; port 0 takes a free one.
     SIGTERM or Ctrl-C stops it within :data:`SHUTDOWN_GRACE_S` seconds plus a token:
-    answers still running then are cancelled, which stops their generation.
+    answers still running then are cancelled, which stops their generation, and a request
+    not yet answered gets a 503 (:class:`AnswerWhenStopping`).
     """
     import uvicorn
 
@@ -225,6 +262,7 @@ def serve_app(
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     announce(f"http://{shown}:{bound}")
-    config = uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+    config = uvicorn.Config(AnswerWhenStopping(app), log_level=log_level,
+                            timeout_graceful_shutdown=SHUTDOWN_GRACE_S)  # fmt: skip
     server = uvicorn.Server(config)
     server.run(sockets=[sock])
