@@ -20,7 +20,8 @@ machine's speed cancels out:
   speed / q8_0's after 2048 tokens of context.
 * ``resume_latency_ms_p50`` / ``resume_vs_token_ratio``: from the cloud's last
   byte to the SLM's next token, alone and over one SLM token time
-  (:mod:`benchmarks.resume`).
+  (:mod:`benchmarks.resume`); ``resume_vs_token_ratio_token_stream`` with the answer
+  streamed a token per event instead of a word.
 * ``concurrent_streams_ok``, ``ttft_p95_ms``, ``cloud_tokens_per_s``,
   ``prefix_reuse_interleaved``, ``upstream_prefix_reuse_time_ratio``: relay-cloud
   under several users, and in front of llama-cpp-python's server
@@ -236,6 +237,9 @@ def main() -> None:
         resume_ms, resume_ratio = resume_latency(slm, 3 if args.quick else 7)
         results["resume_latency_ms_p50"] = resume_ms
         results["resume_vs_token_ratio"] = resume_ratio
+        results["resume_vs_token_ratio_token_stream"] = resume_latency(
+            slm, 3 if args.quick else 7, per_token=True
+        )[1]
         status.update("handoff overhead")
         cpu, wall = handoff_overhead_ms(20 if args.quick else 100, Path(tmp))
         results["handoff_overhead_ms_p50"] = cpu
@@ -279,7 +283,8 @@ TARGETS = {
 def show(console: Console, results: dict[str, object]) -> None:
     table = Table("figure", "value", "target", "met", title=f"relayllm ({results['machine']})")
     extra = (
-        "handoff_wall_ms_p50", "resume_latency_ms_p50", "edge_rss_per_conversation_mb",
+        "handoff_wall_ms_p50", "resume_latency_ms_p50", "resume_vs_token_ratio_token_stream",
+        "edge_rss_per_conversation_mb",
         "edge_rss_mb_f16_kv", "edge_rss_bare_mb", "edge_rss_vs_bare_ratio",
         "edge_rss_mb_q4_v", "q4_v_decode_ratio",
         "rollout_tokens_per_s", "cli_start_ms", "first_token_ms",

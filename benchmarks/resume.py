@@ -1,10 +1,12 @@
 """How soon the SLM writes again after the cloud's last byte.
 
 ``resume_latency_ms_p50``: time from the last piece of a 64-token cloud answer
-(streamed a word every 20 ms, about 65 tokens a second, as from a real server) to
-the SLM's next token. ``resume_vs_token_ratio``: that latency / the median time
-of one SLM token in the same answers. Cloud tokens are evaluated while they
-stream, so only the last few are left when the stream ends.
+(streamed a word every 20 ms, about 65 tokens a second) to the SLM's next token.
+``resume_vs_token_ratio``: that latency / the median time of one SLM token in the
+same answers. Cloud tokens are evaluated while they stream, so only the last
+piece's are left when the stream ends: here the word " first," (2 tokens).
+``resume_vs_token_ratio_token_stream``: the same when the answer arrives a token
+per event at the same rate, as relay-cloud, llama.cpp's server and vLLM send it.
 """
 
 from __future__ import annotations
@@ -34,19 +36,18 @@ ANSWER = (
 
 
 class StreamingCloud:
-    """Streams ``ANSWER`` a word at a time, ``gap_s`` apart; notes when the last word left."""
+    """Streams ``pieces`` of ``ANSWER``, ``gap_s`` apart; notes when the last one left."""
 
-    def __init__(self, gap_s: float) -> None:
-        self.gap_s = gap_s
+    def __init__(self, pieces: list[str], gap_s: float) -> None:
+        self.pieces, self.gap_s = pieces, gap_s
         self.last_piece = 0.0
 
     def stream(self, request: CloudRequest) -> Iterator[CloudItem]:
-        words = ANSWER.split(" ")[1:]
-        for word in words:
+        for piece in self.pieces:
             time.sleep(self.gap_s)
             self.last_piece = time.perf_counter()
-            yield CloudText(" " + word)
-        yield CloudEnd(outcome="ok", finish_reason="length", completion_tokens=len(words))
+            yield CloudText(piece)
+        yield CloudEnd(outcome="ok", finish_reason="length", completion_tokens=len(self.pieces))
 
 
 class TimedSampler:
@@ -79,9 +80,17 @@ class TimedModel:
         return TimedSampler(self.model.sampler(params), self.times)
 
 
-def resume_latency(model: LlamaModel, answers: int, gap_s: float = 0.02) -> tuple[float, float]:
-    """(median resume latency in ms, that / the median SLM token time)."""
-    timed, cloud = TimedModel(model), StreamingCloud(gap_s)
+def resume_latency(
+    model: LlamaModel, answers: int, gap_s: float = 0.02, *, per_token: bool = False
+) -> tuple[float, float]:
+    """(median resume latency in ms, that / the median SLM token time); the answer streams
+    a word per piece, or a token per piece (``per_token``, at the same rate)."""
+    pieces = [" " + word for word in ANSWER.split(" ")[1:]]
+    if per_token:
+        tokens = model.tokenize(ANSWER)
+        pieces = [model.detokenize([token]).decode() for token in tokens]
+        gap_s *= len(ANSWER.split(" ")[1:]) / len(tokens)
+    timed, cloud = TimedModel(model), StreamingCloud(pieces, gap_s)
     greedy = SamplingParams(temperature=0.0)
     loop = RelayLoop(timed, cloud, LearnedPolicy(), sampling=greedy,  # type: ignore[arg-type]
                      limits=RelayLimits(max_tokens=160))  # fmt: skip

@@ -36,6 +36,7 @@ def test_benchmarks_run_at_reduced_size(
     resume_ms, resume_ratio = resume_latency(slm, answers=1, gap_s=0.0)
     assert resume_ms > 0
     assert resume_ratio == pytest.approx(resume_ratio)  # a number, not NaN
+    assert resume_latency(slm, answers=1, gap_s=0.0, per_token=True)[0] > 0
     q8, f16 = edge_memory("q8_0"), edge_memory("f16")
     assert q8["edge_rss_per_conversation_mb"] < f16["edge_rss_per_conversation_mb"]
     assert q8["edge_rss_mb"] < f16["edge_rss_mb"]  # the smaller KV cache is real memory saved
