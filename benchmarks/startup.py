@@ -45,10 +45,10 @@ def _first_byte(command: list[str]) -> float:
 
 def startup(slm: Path, prompt: str, repeats: int) -> dict[str, float]:
     """The three figures, medians of ``repeats`` runs each."""
-    for package in ("protocol", "edge", "training"):
+    for package in ("protocol", "edge", "training"):  # compiled, as an installed package is
         spec = importlib.util.find_spec(package)
-        for folder in spec.submodule_search_locations or [] if spec else []:
-            compileall.compile_dir(folder, quiet=1)
+        if spec is not None and spec.origin is not None:
+            compileall.compile_dir(Path(spec.origin).parent, quiet=1)
     relay = str(Path(sys.executable).parent / "relay")
     helps = []
     for _ in range(repeats):
