@@ -36,15 +36,15 @@ def decode_ratio_deep(slm: Path, kv_cache: str, depth: int, tokens: int) -> floa
     rates = []
     for choice in (kv_cache, "q8_0"):
         model = LlamaModel(slm, n_ctx=depth + tokens + 1, kv_cache=choice)
+        sampler = model.sampler(SamplingParams(temperature=0.0))
         try:
             model.sync(model.tokenize(" ".join(f"item {i}," for i in range(depth)))[:depth])
-            sampler = model.sampler(SamplingParams(temperature=0.0))
             start = time.perf_counter()
             for _ in range(tokens):
                 model.eval([sampler.sample()])
             rates.append(tokens / (time.perf_counter() - start))
-            sampler.close()
         finally:
+            sampler.close()
             model.close()
     return rates[0] / rates[1]
 

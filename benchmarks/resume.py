@@ -88,8 +88,8 @@ def resume_latency(
     pieces = [" " + word for word in ANSWER.split(" ")[1:]]
     if per_token:
         tokens = model.tokenize(ANSWER)
+        gap_s *= len(pieces) / len(tokens)
         pieces = [model.detokenize([token]).decode() for token in tokens]
-        gap_s *= len(ANSWER.split(" ")[1:]) / len(tokens)
     timed, cloud = TimedModel(model), StreamingCloud(pieces, gap_s)
     greedy = SamplingParams(temperature=0.0)
     loop = RelayLoop(timed, cloud, LearnedPolicy(), sampling=greedy,  # type: ignore[arg-type]
