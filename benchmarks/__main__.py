@@ -62,7 +62,7 @@ from benchmarks.servers import serve_in_process, serve_in_thread
 from benchmarks.startup import startup
 from cloud.engine import Delta, Generation
 from cloud.llama_engine import LlamaEngine
-from edge.fallback import OfflineCloud
+from edge.clouds.fallback import OfflineCloud
 from edge.llama import LlamaChat, LlamaModel, pull
 from edge.loop import RelayLoop
 from edge.policies import LearnedPolicy, NeverPolicy
@@ -139,7 +139,7 @@ def handoff_overhead_ms(calls: int, data_dir: Path) -> tuple[float, float]:
     CPU time of this process is relayllm's own work; wall time adds the loopback
     round trips and the server's (instant, model-free) answer.
     """
-    from edge.client import CloudRequest
+    from edge.clouds.client import CloudRequest
 
     with serve_in_process(pieces=16) as url:
         settings = EdgeSettings(

@@ -16,7 +16,7 @@ import statistics
 import time
 from collections.abc import Iterator
 
-from edge.client import CloudEnd, CloudItem, CloudRequest, CloudText
+from edge.clouds.client import CloudEnd, CloudItem, CloudRequest, CloudText
 from edge.llama import LlamaChat, LlamaModel
 from edge.loop import RelayLoop
 from edge.policies import LearnedPolicy

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from edge.batch import relay_batch
-from edge.fallback import OfflineCloud
+from edge.clouds.fallback import OfflineCloud
 from edge.policies import NeverPolicy
 from edge.prompt import build_prompt
 from edge.relay import RelayLimits

@@ -8,7 +8,7 @@ from protocol.lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        "edge.client": ["CloudClient", "CloudEnd", "CloudRequest", "CloudText"],
+        "edge.clouds.client": ["CloudClient", "CloudEnd", "CloudRequest", "CloudText"],
         "edge.local_model": ["LocalModel", "TextCodec"],
         "edge.loop": ["RelayLoop"],
         "edge.policies": ["CallPolicy", "make_policy"],

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Protocol
 
-from edge.client import CloudClient, CloudItem
+from edge.clouds.client import CloudClient, CloudItem
 from edge.local_model import TextCodec
 from edge.policies import CallPolicy
 from edge.prompt import RelayPrompt

@@ -35,6 +35,8 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="The bundled models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+cloud_app = typer.Typer(help="The clouds the relay calls.", no_args_is_help=True)
+app.add_typer(cloud_app, name="cloud")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # one error, one line: never wrapped at 80 columns
@@ -113,10 +115,25 @@ def models_path(name: Annotated[str, typer.Argument(help="slm or cloud.")]) -> N
 
 SlmOpt = Annotated[str | None, typer.Option("--slm", help="SLM GGUF path (default: bundled).")]
 UrlOpt = Annotated[
-    str | None, typer.Option("--cloud-url", help=f"Cloud base URL (default: {DEFAULT_CLOUD_URL}).")
+    list[str] | None,
+    typer.Option(
+        "--cloud-url",
+        help=f"Cloud base URL (default: {DEFAULT_CLOUD_URL}); repeat it for clouds tried in order.",
+    ),
 ]
-KeyOpt = Annotated[str | None, typer.Option("--cloud-key", help="Cloud API key.")]
-ModelOpt = Annotated[str | None, typer.Option("--cloud-model", help="Cloud model name.")]
+KeyOpt = Annotated[
+    list[str] | None, typer.Option("--cloud-key", help="API key of the cloud (one per URL).")
+]
+ModelOpt = Annotated[
+    list[str] | None, typer.Option("--cloud-model", help="Cloud model name (one per URL).")
+]
+ApiOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--cloud-api",
+        help="auto, completions, chat-continue, chat-prefix, anthropic or chat (one per URL).",
+    ),
+]
 PolicyOpt = Annotated[
     str | None, typer.Option("--policy", help="learned, entropy, random, never or cloud.")
 ]
@@ -142,15 +159,18 @@ def settings_from(**flags: Any) -> EdgeSettings:
     """Flags given on the command line over environment, config file and defaults.
 
     Only a flag that was not given is left out: ``--seed 0`` and ``--max-calls 0``
-    are values. A value out of bounds is a usage error (exit code 2).
+    are values. A value out of bounds is a usage error (exit code 2). Settings
+    that still work but should change get one note each.
     """
     from pydantic import ValidationError
 
     from edge.settings import EdgeSettings, config_path
 
-    given = {name: value for name, value in flags.items() if value is not None}
+    clouds = _cloud_flags(*(flags.pop(n, None) for n in ("cloud_url", "cloud_key",
+                                                          "cloud_model", "cloud_api")))  # fmt: skip
+    given = {name: value for name, value in flags.items() if value is not None} | clouds
     try:
-        return EdgeSettings(**given)
+        settings = EdgeSettings(**given)
     except ValidationError as exc:
         for error in exc.errors():
             name = ".".join(str(part) for part in error["loc"])
@@ -159,6 +179,33 @@ def settings_from(**flags: Any) -> EdgeSettings:
                 where = f"{name} (RELAYLLM_{name.replace('.', '__').upper()} or {config_path()})"
             err.print(f"[red]error:[/red] {where}: {error['msg']}")
         raise typer.Exit(2) from exc
+    for note in settings.notes():
+        err.print(f"[yellow]note:[/yellow] {escape(note)}")
+    return settings
+
+
+def _cloud_flags(
+    urls: list[str] | None, keys: list[str] | None, models: list[str] | None,
+    apis: list[str] | None,
+) -> dict[str, Any]:  # fmt: skip
+    """The cloud flags as settings: one URL is ``cloud_url``; several are ``clouds`` in order,
+    the n-th key, model and API going with the n-th URL (a key never goes to another URL)."""
+    urls = urls or []
+    columns = {"key": keys or [], "model": models or [], "cloud_api": apis or []}
+    for name, values in columns.items():
+        if len(values) > max(1, len(urls)):
+            flag = "--" + ("cloud-" + name).replace("cloud-cloud_api", "cloud-api")
+            err.print(f"[red]error:[/red] {flag} was given {len(values)} times but --cloud-url "
+                      f"{len(urls)}: give one per cloud, in the same order")  # fmt: skip
+            raise typer.Exit(2)
+    if len(urls) > 1:
+        rows = [{"url": url} | {n: v[i] for n, v in columns.items() if i < len(v)}
+                for i, url in enumerate(urls)]  # fmt: skip
+        return {"clouds": rows}
+    single = {"cloud_url": urls, "cloud_key": columns["key"], "cloud_model": columns["model"],
+              "cloud_api": columns["cloud_api"]}  # fmt: skip
+    flags = {name: values[0] for name, values in single.items() if values}
+    return flags | ({"clouds": []} if urls else {})  # a URL on the command line wins
 
 
 @app.command()
@@ -168,6 +215,7 @@ def run(
     cloud_url: UrlOpt = None,
     cloud_key: KeyOpt = None,
     cloud_model: ModelOpt = None,
+    cloud_api: ApiOpt = None,
     policy: PolicyOpt = None,
     offline: OfflineOpt = None,
     max_calls: CallsOpt = None,
@@ -189,6 +237,7 @@ def run(
     _preload_llama()
     settings = settings_from(
         slm=slm, cloud_url=cloud_url, cloud_key=cloud_key, cloud_model=cloud_model,
+        cloud_api=cloud_api,
         policy=policy, offline=offline, max_calls=max_calls, max_tokens=max_tokens, seed=seed,
         temperature=temperature,
     )  # fmt: skip
@@ -217,6 +266,7 @@ def chat(
     cloud_url: UrlOpt = None,
     cloud_key: KeyOpt = None,
     cloud_model: ModelOpt = None,
+    cloud_api: ApiOpt = None,
     policy: PolicyOpt = None,
     offline: OfflineOpt = None,
     max_calls: CallsOpt = None,
@@ -232,6 +282,7 @@ def chat(
     _preload_llama()
     settings = settings_from(
         slm=slm, cloud_url=cloud_url, cloud_key=cloud_key, cloud_model=cloud_model,
+        cloud_api=cloud_api,
         policy=policy, offline=offline, max_calls=max_calls, max_tokens=max_tokens, seed=seed,
         temperature=temperature,
     )  # fmt: skip
@@ -287,7 +338,7 @@ def _converse(relay: Any, system_prompt: str | None) -> None:
 
 @app.command()
 def stats() -> None:
-    """Cloud spend from the ledger: today, this month, and this month by model."""
+    """Cloud spend from the ledger: today, this month, and this month by cloud and by model."""
     from rich.table import Table
 
     from edge.ledger import Ledger
@@ -297,13 +348,47 @@ def stats() -> None:
         ledger = Ledger(settings.resolved_ledger_path())
     except RelayError as exc:
         raise fail(exc) from exc
-    table = Table("period", "calls", "cloud tokens", "cost (USD)", title="relayllm cloud spend")
-    for label, spend in (("today", ledger.spend("day")), ("this month", ledger.spend("month"))):
-        table.add_row(label, str(spend.calls), str(spend.tokens), f"{spend.usd:.4f}")
-    for model, spend in ledger.by_model("month").items():
-        table.add_row(f"month: {model}", str(spend.calls), str(spend.tokens), f"{spend.usd:.4f}")
+    table = Table("period", "calls", "cloud tokens", "prompt tokens", "of them cached",
+                  "cost (USD)", title="relayllm cloud spend")  # fmt: skip
+    rows = [("today", ledger.spend("day")), ("this month", ledger.spend("month"))]
+    rows += [(f"month: {name or '(unnamed)'}", spend)
+             for name, spend in ledger.by_cloud("month").items()]  # fmt: skip
+    rows += [(f"month: {model}", spend) for model, spend in ledger.by_model("month").items()]
+    for label, spend in rows:
+        table.add_row(label, str(spend.calls), str(spend.tokens), str(spend.prompt_tokens),
+                      str(spend.cached_tokens), f"{spend.usd:.4f}")  # fmt: skip
     out.print(table)
     out.print(f"ledger: {ledger.path}", soft_wrap=True, highlight=False)
+
+
+@cloud_app.command("check")
+def cloud_check(
+    cloud_url: UrlOpt = None,
+    cloud_key: KeyOpt = None,
+    cloud_model: ModelOpt = None,
+    cloud_api: ApiOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per cloud.")] = False,
+) -> None:
+    """Send each configured cloud one tiny continuation of a known partial answer and say
+    whether it works as a relay cloud. Exit code 0 when the first cloud works, else 1."""
+    import json
+
+    from edge.clouds.check import check_clouds
+
+    settings = settings_from(cloud_url=cloud_url, cloud_key=cloud_key, cloud_model=cloud_model,
+                             cloud_api=cloud_api)  # fmt: skip
+    try:
+        checks = check_clouds(settings)
+    except RelayError as exc:
+        raise fail(exc) from exc
+    for check in checks:
+        if as_json:
+            out.out(json.dumps(check.to_json()), highlight=False)
+        else:
+            style = "green" if check.ok else "red"
+            out.print(check.line(), style=style, highlight=False, soft_wrap=True, markup=False)
+    if not checks[0].ok:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -314,6 +399,7 @@ def serve(
     cloud_url: UrlOpt = None,
     cloud_key: KeyOpt = None,
     cloud_model: ModelOpt = None,
+    cloud_api: ApiOpt = None,
     policy: PolicyOpt = None,
     offline: OfflineOpt = None,
     max_calls: CallsOpt = None,
@@ -337,6 +423,7 @@ def serve(
     """Serve the relay as an OpenAI-compatible /v1/chat/completions on this machine."""
     settings = settings_from(
         slm=slm, cloud_url=cloud_url, cloud_key=cloud_key, cloud_model=cloud_model,
+        cloud_api=cloud_api,
         policy=policy, offline=offline, max_calls=max_calls, max_tokens=max_tokens, seed=seed,
         max_output_tokens=max_output_tokens, request_timeout_s=request_timeout,
         api_keys=api_key or None,

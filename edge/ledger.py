@@ -22,7 +22,7 @@ from pathlib import Path
 
 from protocol.errors import SetupError
 
-__all__ = ["Grant", "Ledger", "Spend"]
+__all__ = ["Grant", "Ledger", "Spend", "Spending"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -40,19 +40,37 @@ CREATE TABLE IF NOT EXISTS calls (
 CREATE INDEX IF NOT EXISTS calls_day ON calls(day);
 CREATE INDEX IF NOT EXISTS calls_month ON calls(month);
 """
+_ADDED_COLUMNS = {  # columns later versions added; an older ledger gains them on open
+    "cloud": "TEXT NOT NULL DEFAULT ''",
+    "cached_tokens": "INTEGER NOT NULL DEFAULT 0",
+    "cache_write_tokens": "INTEGER NOT NULL DEFAULT 0",
+}
 
 
 @dataclass(frozen=True)
 class Spend:
-    """Cloud tokens and dollars over a period."""
+    """Cloud tokens (completion) and dollars over a period; the prompt tokens billed and the
+    part of them read from a cache."""
 
     tokens: int
     usd: float
     calls: int = 0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
 
 
-Grant = Callable[[Spend, Spend], int]
-"""Given the day's and the month's spend so far, how many tokens a call may have."""
+@dataclass(frozen=True)
+class Spending:
+    """What was spent before a reservation: in all, and at the cloud it is for."""
+
+    day: Spend
+    month: Spend
+    cloud_day: Spend
+    cloud_month: Spend
+
+
+Grant = Callable[[Spending], int]
+"""Given the spend so far, how many tokens a call may have."""
 
 
 class Ledger:
@@ -67,6 +85,7 @@ class Ledger:
             with self._connect() as db:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(_SCHEMA)
+                _add_columns(db)
                 damage = db.execute("PRAGMA quick_check").fetchone()[0]
         except (OSError, sqlite3.OperationalError) as exc:  # unreadable, unwritable, locked
             raise SetupError(f"cannot use the ledger at {path}: {exc}") from exc
@@ -94,26 +113,29 @@ class Ledger:
             self._local.db = None
 
     def reserve(
-        self, *, endpoint: str, model: str, tokens: int, usd: float, grant: Grant
+        self, *, endpoint: str, model: str, tokens: int, usd: float, grant: Grant, cloud: str = ""
     ) -> tuple[int, int]:
-        """Reserve a call of at most ``tokens``; return ``(row id, tokens granted)``.
+        """Reserve a call of at most ``tokens`` to ``cloud``; return ``(row id, tokens granted)``.
 
-        ``grant(day, month)`` is given the spend so far and returns how many of
-        the tokens may be reserved; the row is written in the same transaction.
+        ``grant(spending)`` is given the spend so far and returns how many of the
+        tokens may be reserved; the row is written in the same transaction.
         """
         now = time.time()
         day, month = _periods(now)
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
-                spent_day = self._spend(db, "day", day, now)
-                granted = grant(spent_day, self._spend(db, "month", month, now))
-                granted = max(0, min(tokens, granted))
+                spending = Spending(*(
+                    self._spend(db, period, key, now, scope)
+                    for scope in (None, cloud) for period, key in (("day", day), ("month", month))
+                ))  # fmt: skip
+                granted = max(0, min(tokens, grant(spending)))
                 cost = usd * granted / tokens if tokens else 0.0
                 row = db.execute(
-                    "INSERT INTO calls (time, day, month, endpoint, model, completion_tokens,"
-                    " cost_usd, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, 'reserved')",
-                    (now, day, month, endpoint, model, granted, cost),
+                    "INSERT INTO calls (time, day, month, endpoint, model, cloud,"
+                    " completion_tokens, cost_usd, outcome)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'reserved')",
+                    (now, day, month, endpoint, model, cloud, granted, cost),
                 ).lastrowid
                 db.execute("COMMIT")
             except BaseException:
@@ -131,14 +153,18 @@ class Ledger:
         usd: float,
         outcome: str,
         model: str | None = None,
+        cached_tokens: int = 0,
+        cache_write_tokens: int = 0,
     ) -> None:
         """Replace a reservation with what the call really used (and the model, once known)."""
         with self._connect() as db:
             db.execute(
                 "UPDATE calls SET prompt_tokens=?, completion_tokens=?, cost_usd=?, outcome=?,"
-                " model=COALESCE(?, model) WHERE id=? AND outcome='reserved'",
-                (prompt_tokens, completion_tokens, usd, outcome, model, row),
-            )
+                " model=COALESCE(?, model), cached_tokens=?, cache_write_tokens=?"
+                " WHERE id=? AND outcome='reserved'",
+                (prompt_tokens, completion_tokens, usd, outcome, model, cached_tokens,
+                 cache_write_tokens, row),
+            )  # fmt: skip
 
     def spend(self, period: str = "day", when: float | None = None) -> Spend:
         """Spend of the UTC ``day`` or ``month`` containing ``when`` (default: now)."""
@@ -148,25 +174,49 @@ class Ledger:
             return self._spend(db, period, key, now)
 
     def by_model(self, period: str = "month") -> dict[str, Spend]:
-        now = time.time()
-        key = _periods(now)[0 if period == "day" else 1]
+        """Settled spend of this UTC ``day`` or ``month``, per cloud model."""
+        return self._grouped("model", period)
+
+    def by_cloud(self, period: str = "month") -> dict[str, Spend]:
+        """Settled spend of this UTC ``day`` or ``month``, per cloud (by name)."""
+        return self._grouped("cloud", period)
+
+    def _grouped(self, by: str, period: str) -> dict[str, Spend]:
+        key = _periods(time.time())[0 if period == "day" else 1]
         column = "day" if period == "day" else "month"
         with self._connect() as db:
             rows = db.execute(
-                f"SELECT model, SUM(completion_tokens), SUM(cost_usd), COUNT(*) FROM calls"
-                f" WHERE {column}=? AND outcome!='reserved' GROUP BY model ORDER BY model",
+                f"SELECT {by}, {_SUMS} FROM calls WHERE {column}=? AND outcome!='reserved'"
+                f" GROUP BY {by} ORDER BY {by}",
                 (key,),
             ).fetchall()
-        return {model: Spend(int(t or 0), float(u or 0), int(n)) for model, t, u, n in rows}
+        return {name: _spend_of(row) for name, *row in rows}
 
-    def _spend(self, db: sqlite3.Connection, period: str, key: str, now: float) -> Spend:
+    def _spend(
+        self, db: sqlite3.Connection, period: str, key: str, now: float, cloud: str | None = None
+    ) -> Spend:
         column = "day" if period == "day" else "month"
-        tokens, usd, calls = db.execute(
-            f"SELECT SUM(completion_tokens), SUM(cost_usd), COUNT(*) FROM calls WHERE {column}=?"
-            " AND (outcome!='reserved' OR time>?)",
-            (key, now - self.stale_after_s),
-        ).fetchone()
-        return Spend(int(tokens or 0), float(usd or 0.0), int(calls))
+        where = f"{column}=? AND (outcome!='reserved' OR time>?)"
+        args: tuple[object, ...] = (key, now - self.stale_after_s)
+        if cloud is not None:
+            where, args = where + " AND cloud=?", (*args, cloud)
+        row = db.execute(f"SELECT {_SUMS} FROM calls WHERE {where}", args).fetchone()
+        return _spend_of(row)
+
+
+_SUMS = "SUM(completion_tokens), SUM(cost_usd), COUNT(*), SUM(prompt_tokens), SUM(cached_tokens)"
+
+
+def _spend_of(row: tuple[object, ...]) -> Spend:
+    tokens, usd, calls, prompt, cached = (value or 0 for value in row)
+    return Spend(int(tokens), float(usd), int(calls), int(prompt), int(cached))  # type: ignore[arg-type]
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    have = {row[1] for row in db.execute("PRAGMA table_info(calls)")}
+    for name, kind in _ADDED_COLUMNS.items():
+        if name not in have:
+            db.execute(f"ALTER TABLE calls ADD COLUMN {name} {kind}")
 
 
 def _move_aside(path: Path, damage: str) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Generic, TypeVar
 
-from edge.client import CloudClient
+from edge.clouds.client import CloudClient
 from edge.local_model import LocalModel
 from edge.policies import CallPolicy
 from edge.prompt import RelayPrompt

@@ -8,7 +8,10 @@ tokenizes messages; :func:`build_prompt` turns a conversation into a
 * ``tokens``: the SLM's prompt, earlier answers with their commands as written;
 * ``cloud_text`` / ``cloud_messages``: the same conversation with every command
   in every message replaced (:func:`protocol.calls.cloud_view`), for raw and
-  chat cloud calls;
+  chat cloud calls. A default system prompt the template adds on its own
+  (SmolLM2's "You are a helpful AI assistant named SmolLM…") is the SLM's, not
+  the user's: it never leaves the device (the cloud's text is rendered with an
+  empty system message instead);
 * ``stops``: the template's turn markers, so a cloud continuation never runs
   into a new turn.
 
@@ -91,11 +94,22 @@ def build_prompt(
             cut += 1
         turns, dropped = turns[cut:], dropped + cut
     cleaned = [{"role": m["role"], "content": cloud_view(m["content"])} for m in kept]
+    rendered = cleaned
+    if not system and _adds_system_prompt(chat):
+        rendered = [{"role": "system", "content": ""}, *cleaned]
     return RelayPrompt(
         tokens=tuple(tokens),
-        cloud_text=chat.render(cleaned, continue_final=continue_final),
+        cloud_text=chat.render(rendered, continue_final=continue_final),
         cloud_messages=tuple(ChatMessage.model_validate(m) for m in cleaned),
         stops=chat.markers(),
         dropped=dropped,
         continues=continue_final,
     )
+
+
+def _adds_system_prompt(chat: ChatFormat) -> bool:
+    """Whether the template writes a system prompt of its own when the conversation has none:
+    its rendering without one is then longer than with an empty one."""
+    user = {"role": "user", "content": "?"}
+    alone = chat.render([user])
+    return len(alone) > len(chat.render([{"role": "system", "content": ""}, user]))

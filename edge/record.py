@@ -34,6 +34,7 @@ class CallRecord:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     latency_ms: float = 0.0
+    cloud: str = ""
 
 
 @dataclass

@@ -41,7 +41,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from edge.client import CloudBudget, CloudEnd, CloudRequest, CloudText
+from edge.clouds.client import CloudBudget, CloudEnd, CloudRequest, CloudSkip, CloudText
 from edge.llama.model import common_prefix
 from edge.local_model import TextCodec
 from edge.policies import CallPolicy, PolicyState
@@ -61,6 +61,7 @@ from protocol.events import (
     CallFinished,
     CallSkipped,
     CallStarted,
+    CloudSkipped,
     FallbackEvent,
     RelayEvent,
     SkipReason,
@@ -273,7 +274,7 @@ class RelayAnswer:
         call = CallRecord(request.call_id, requested, granted, len(tokens), end.outcome,
                           end.finish_reason if end.outcome == "ok" else None, end.prompt_tokens,
                           end.completion_tokens, end.cost_usd,
-                          (time.monotonic() - started) * 1000)  # fmt: skip
+                          (time.monotonic() - started) * 1000, end.cloud)  # fmt: skip
         self.record.calls.append(call)
         self._since_call = 0
         if end.outcome == "fallback":
@@ -281,7 +282,7 @@ class RelayAnswer:
         note = "" if call.outcome != "ok" else _CUT if splice.full else end.reason
         yield CallFinished(call_id=call.call_id, outcome=call.outcome, tokens=call.tokens,
                            finish_reason=call.finish_reason, latency_ms=call.latency_ms,
-                           cost_usd=call.cost_usd, note=note)  # fmt: skip
+                           cost_usd=call.cost_usd, note=note, cloud=call.cloud)  # fmt: skip
         if call.finish_reason == "stop" and splice.text.strip():  # a bare stop ends nothing
             yield from self._finish("stop")
         elif splice.full:
@@ -309,10 +310,13 @@ class RelayAnswer:
                     else:
                         yield from self._settle(splice, standing, ahead[: self._spliced])
                     if splice.full:
-                        return CloudEnd(outcome="ok", finish_reason="length")
+                        return CloudEnd(outcome="ok", finish_reason="length", cloud=item.cloud)
                 elif isinstance(item, CloudBudget):
                     yield BudgetEvent(call_id=request.call_id, requested=item.requested,
                                       granted=item.granted, reason=item.reason)  # fmt: skip
+                elif isinstance(item, CloudSkip):
+                    yield CloudSkipped(call_id=request.call_id, cloud=item.cloud,
+                                       reason=item.reason)  # fmt: skip
                 else:
                     end = item
         finally:

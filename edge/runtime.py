@@ -1,15 +1,7 @@
 """Assembles the relay from settings: the SLM, its chat format, the policy and the guarded cloud.
 
-The cloud stack, outermost first::
-
-    FallbackCloud   a failure ends the call; the SLM goes on
-    PrivacyCap      contexts over the cap never leave the device
-    BudgetedCloud   reserve worst case in the ledger, shrink or refuse, settle
-    CircuitBreaker  skip the cloud after repeated outages, probe later
-    AuditedCloud    log size and hash of what is sent
-    HttpCloud       stream from the OpenAI-compatible endpoint
-
-``offline`` replaces all of it with :class:`OfflineCloud`, which opens no socket.
+The cloud stack is :func:`edge.clouds.build.build_cloud`'s: a privacy cap, then
+the clouds in order, each behind its own fallback, budget and breaker.
 """
 
 from __future__ import annotations
@@ -18,65 +10,25 @@ import importlib
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 
-from edge.audit import AuditedCloud
-from edge.breaker import CircuitBreaker
-from edge.budget import BudgetedCloud
-from edge.client import CloudClient
-from edge.fallback import FallbackCloud, OfflineCloud
-from edge.ledger import Ledger
+from edge.clouds.client import CloudClient
 from edge.llama import LlamaChat, LlamaModel
 from edge.loop import RelayLoop
 from edge.policies import make_policy
-from edge.privacy import PrivacyCap
 from edge.prompt import RelayPrompt, build_prompt
 from edge.record import AnswerRecord
 from edge.relay import RelayLimits
-from edge.settings import EdgeSettings, Price
+from edge.settings import EdgeSettings
 from protocol.events import RelayEvent
 from protocol.sampling import SamplingParams
 
 __all__ = ["Relay", "build_cloud", "build_relay", "load_slm"]
 
 
-def build_cloud(settings: EdgeSettings, *, ledger: Ledger | None = None) -> CloudClient:
-    """The guarded cloud client for ``settings`` (see the module docstring)."""
-    if settings.offline:
-        return OfflineCloud()
-    from edge.http_cloud import HttpCloud
+def build_cloud(settings: EdgeSettings) -> CloudClient:
+    """The guarded cloud client for ``settings`` (:func:`edge.clouds.build.build_cloud`)."""
+    from edge.clouds.build import build_cloud as build
 
-    key = settings.cloud_key
-    http = HttpCloud(
-        settings.cloud_url,
-        api_key=key.get_secret_value() if key else None,
-        model=settings.cloud_model,
-        mode=settings.cloud_mode,
-        temperature=settings.cloud_temperature,
-        stop=tuple(settings.cloud_stop),
-        connect_timeout_s=settings.connect_timeout_s,
-        first_token_timeout_s=settings.first_token_timeout_s,
-        total_timeout_s=settings.total_timeout_s,
-        retries=settings.retries,
-    )
-    audited = AuditedCloud(
-        http,
-        settings.resolved_audit_path(),
-        endpoint=settings.cloud_url,
-        full_text=settings.audit_full_text,
-    )
-    guarded: CloudClient = CircuitBreaker(
-        audited, failures=settings.breaker_failures, cooldown_s=settings.breaker_cooldown_s
-    )
-    guarded = BudgetedCloud(
-        guarded,
-        ledger or Ledger(settings.resolved_ledger_path()),
-        caps=settings.caps,
-        price=settings.prices.get(settings.cloud_model or "", Price()),
-        endpoint=settings.cloud_url,
-        model=settings.cloud_model or (lambda: http.model or "(unknown model)"),
-    )
-    if settings.max_context_tokens is not None:
-        guarded = PrivacyCap(guarded, settings.max_context_tokens)
-    return FallbackCloud(guarded)
+    return build(settings)
 
 
 def load_slm(settings: EdgeSettings) -> LlamaModel:
@@ -97,14 +49,19 @@ class Relay:
         self.settings = settings
 
     @property
+    def clouds(self) -> list[dict[str, str]]:
+        """Each cloud in order: name, URL, model, API family and breaker state."""
+        return [
+            {"name": c.name, "url": c.http.base_url, "model": c.http.model or "",
+             "api": c.http.api, "breaker": c.breaker.state}
+            for c in getattr(self.loop.cloud, "clouds", ())
+        ]  # fmt: skip
+
+    @property
     def breaker_state(self) -> str:
-        """The circuit breaker's state (``closed``, ``open``, ``half-open``), or ``none``."""
-        cloud: object = self.loop.cloud
-        while cloud is not None:
-            if isinstance(cloud, CircuitBreaker):
-                return cloud.state
-            cloud = getattr(cloud, "inner", None)
-        return "none"
+        """The first cloud's breaker state (``closed``, ``open``, ``half-open``), or ``none``."""
+        clouds = self.clouds
+        return clouds[0]["breaker"] if clouds else "none"
 
     @property
     def model(self) -> LlamaModel:
@@ -166,7 +123,7 @@ def build_relay(
     )
     if cloud is None and not settings.offline:  # the HTTP stack imports while the model loads
         threading.Thread(
-            target=importlib.import_module, args=("edge.http_cloud",), daemon=True
+            target=importlib.import_module, args=("edge.clouds.build",), daemon=True
         ).start()
     model = model or load_slm(settings)
     loop = RelayLoop(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,6 +21,8 @@ from pydantic_settings import (
 
 __all__ = [
     "CapSettings",
+    "CloudApiName",
+    "CloudSettings",
     "EdgeSettings",
     "PolicyName",
     "Price",
@@ -29,6 +31,8 @@ __all__ = [
 ]
 
 PolicyName = Literal["learned", "entropy", "random", "never", "cloud"]
+CloudApiName = Literal["auto", "completions", "chat-continue", "chat-prefix", "anthropic", "chat"]
+_OLD_MODES = {"raw": "completions", "chat": "chat-continue"}
 
 
 def data_dir() -> Path:
@@ -47,10 +51,24 @@ def config_path() -> Path:
 
 
 class Price(BaseModel):
-    """US dollars per million tokens."""
+    """US dollars per million tokens: prompt, completion, and prompt tokens read from (or
+    written to) the provider's cache, at the prompt price unless given."""
 
     prompt: float = Field(0.0, ge=0)
     completion: float = Field(0.0, ge=0)
+    cached_prompt: float | None = Field(None, ge=0, description="Prompt tokens read from cache.")
+    cache_write: float | None = Field(None, ge=0, description="Prompt tokens written to cache.")
+
+    def cost(
+        self, prompt_tokens: int, completion_tokens: int, *, cached: int = 0, written: int = 0
+    ) -> float:
+        """Dollars for a call; ``cached`` and ``written`` are parts of ``prompt_tokens``."""
+        cached, written = min(cached, prompt_tokens), min(written, prompt_tokens - cached)
+        fresh = prompt_tokens - cached - written
+        read_price = self.prompt if self.cached_prompt is None else self.cached_prompt
+        write_price = self.prompt if self.cache_write is None else self.cache_write
+        dollars = fresh * self.prompt + cached * read_price + written * write_price
+        return (dollars + completion_tokens * self.completion) / 1e6
 
 
 class CapSettings(BaseModel):
@@ -61,6 +79,23 @@ class CapSettings(BaseModel):
     tokens_per_month: int | None = Field(None, ge=0, description="Cloud tokens per UTC month.")
     usd_per_day: float | None = Field(None, ge=0, description="Dollars per UTC day.")
     usd_per_month: float | None = Field(None, ge=0, description="Dollars per UTC month.")
+
+
+class CloudSettings(BaseModel):
+    """One cloud of a ``[[clouds]]`` table; they are tried in order for every call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="Base URL (OpenAI-style ``…/v1``; Anthropic's host is enough).")
+    name: str | None = Field(None, description="Name in events, ledger and stats (default: host).")
+    key: SecretStr | None = Field(None, description="API key.")
+    key_env: str | None = Field(
+        None, description="Environment variable holding the key (default: the provider's own)."
+    )
+    model: str | None = Field(None, description="Model (default: the cloud's first listed).")
+    cloud_api: CloudApiName = Field("auto", description="API family (auto: known host or probe).")
+    prices: Price | None = Field(None, description="Per million tokens (default: prices[model]).")
+    caps: CapSettings = Field(default_factory=CapSettings, description="This cloud's own caps.")
 
 
 class EdgeSettings(BaseSettings):
@@ -110,10 +145,23 @@ class EdgeSettings(BaseSettings):
     max_tokens: int = Field(512, ge=1, le=262144, description="Most tokens in one answer.")
     max_call_tokens: int = Field(8192, ge=1, description="Cap on N in one command.")
 
-    cloud_url: str = Field("http://127.0.0.1:8300/v1", description="OpenAI-compatible base URL.")
+    cloud_url: str = Field("http://127.0.0.1:8300/v1", description="Cloud base URL.")
     cloud_key: SecretStr | None = Field(None, description="API key of the cloud endpoint.")
     cloud_model: str | None = Field(None, description="Cloud model (default: its first listed).")
-    cloud_mode: Literal["raw", "chat"] = Field("raw", description="Context as prompt or chat.")
+    cloud_api: CloudApiName = Field(
+        "auto",
+        description="How a partial answer is continued: completions, chat-continue, chat-prefix, "
+        "anthropic, chat; auto: by known host, else probed once and remembered.",
+    )
+    cloud_mode: Literal["raw", "chat"] | None = Field(
+        None, description="Replaced by cloud_api (raw: completions, chat: chat-continue)."
+    )
+    clouds: list[CloudSettings] = Field(
+        default_factory=list, description="Several clouds, tried in order ([[clouds]] tables)."
+    )
+    max_attempts: int = Field(
+        4, ge=1, le=20, description="Requests one call may make, all clouds and retries together."
+    )
     cloud_temperature: float = Field(0.7, ge=0, le=2, description="Cloud sampling temperature.")
     cloud_stop: list[str] = Field(default_factory=list, description="Stop markers for the cloud.")
     offline: bool = Field(False, description="Never touch the network.")
@@ -164,6 +212,31 @@ class EdgeSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=config_path())
         return init_settings, env_settings, toml
+
+    @model_validator(mode="after")
+    def _old_cloud_mode(self) -> EdgeSettings:
+        if self.cloud_mode is not None and "cloud_api" not in self.model_fields_set:
+            self.cloud_api = _OLD_MODES[self.cloud_mode]  # type: ignore[assignment]
+        return self
+
+    def notes(self) -> list[str]:
+        """One line for each setting that still works but should be changed."""
+        if self.cloud_mode is None:
+            return []
+        new = _OLD_MODES[self.cloud_mode]
+        return [f'cloud_mode = "{self.cloud_mode}" is replaced by cloud_api = "{new}" '
+                "(cloud_mode goes in the next release)"]  # fmt: skip
+
+    def cloud_list(self) -> list[CloudSettings]:
+        """The clouds to try, in order: ``clouds``, else the one of ``cloud_url``."""
+        if self.clouds:
+            return list(self.clouds)
+        return [CloudSettings(url=self.cloud_url, key=self.cloud_key, model=self.cloud_model,
+                              cloud_api=self.cloud_api)]  # fmt: skip
+
+    def price_of(self, cloud: CloudSettings) -> Price:
+        """The cloud's own prices, else those of its model, else free."""
+        return cloud.prices or self.prices.get(cloud.model or "", Price())
 
     def resolved_ledger_path(self) -> Path:
         return self.ledger_path or data_dir() / "ledger.sqlite3"

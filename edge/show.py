@@ -2,8 +2,9 @@
 
 The answer goes to stdout (cloud text in another colour); what a person should
 notice but is not the answer goes to stderr, styled: a cloud call that failed
-and why, a budget that cut or refused a call, a command that was skipped. The
-summary line counts calls by outcome.
+and why, a cloud passed over for the next one and why, a budget that cut or
+refused a call, a command that was skipped. The summary line counts calls by
+outcome and says which clouds served them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from protocol.events import (
     BudgetEvent,
     CallFinished,
     CallSkipped,
+    CloudSkipped,
     DoneEvent,
     FallbackEvent,
     RelayEvent,
@@ -36,7 +38,10 @@ SKIPPED = {
 }
 
 
-def summary_line(done: DoneEvent, outcomes: Counter[str]) -> str:
+def summary_line(
+    done: DoneEvent, outcomes: Counter[str], served: Counter[str] | None = None
+) -> str:
+    """One line: calls by outcome (and the clouds that served them), ratio, cost, speed."""
     tokens = done.slm_tokens + done.llm_tokens
     rate = tokens / done.wall_s if done.wall_s > 0 else 0.0
     calls = ", ".join(
@@ -44,6 +49,11 @@ def summary_line(done: DoneEvent, outcomes: Counter[str]) -> str:
         for o, label in (("ok", "ok"), ("fallback", "failed"), ("refused", "refused"))
         if outcomes[o]
     )
+    served = Counter({name: n for name, n in (served or Counter()).items() if name})
+    if len(served) == 1:
+        calls += f" via {next(iter(served))}"
+    elif served:
+        calls += " via " + ", ".join(f"{name} {n}" for name, n in served.items())
     note = f" · {done.note}" if done.note else ""
     return (
         f"calls {calls or '0'} · call ratio {done.call_ratio:.1%} · cost ${done.cost_usd:.4f} · "
@@ -61,14 +71,17 @@ class AnswerPrinter:
         self.notes = notes or Console(stderr=True)
         self.as_json = as_json
         self.outcomes: Counter[str] = Counter()
+        self.served: Counter[str] = Counter()
 
     def show(self, events: Iterable[RelayEvent]) -> DoneEvent | None:
         """Print every event; return the summary (``None`` if the answer was cut short)."""
-        self.outcomes = Counter()
+        self.outcomes, self.served = Counter(), Counter()
         done = None
         for event in events:
             if isinstance(event, CallFinished):
                 self.outcomes[event.outcome] += 1
+                if event.outcome == "ok":
+                    self.served[event.cloud] += 1
             if self.as_json:
                 self.out.out(event.model_dump_json(), highlight=False)
             elif isinstance(event, TextEvent):
@@ -80,11 +93,15 @@ class AnswerPrinter:
                 done = event
                 if not self.as_json:
                     self.out.out("")
-                    self.out.print(summary_line(event, self.outcomes), style="dim", highlight=False)
+                    line = summary_line(event, self.outcomes, self.served)
+                    self.out.print(line, style="dim", highlight=False)
         return done
 
     def _note(self, event: RelayEvent) -> None:
-        if isinstance(event, FallbackEvent):
+        if isinstance(event, CloudSkipped):
+            self.notes.print(f"\n[yellow]cloud {escape(event.cloud)} skipped:[/yellow] "
+                             f"{escape(event.reason)}")  # fmt: skip
+        elif isinstance(event, FallbackEvent):
             kept = f" (kept {event.kept_tokens} cloud tokens)" if event.kept_tokens else ""
             self.notes.print(f"\n[yellow]cloud call failed{kept}:[/yellow] {escape(event.reason)}")
         elif isinstance(event, BudgetEvent):

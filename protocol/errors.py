@@ -147,10 +147,15 @@ class UpstreamError(CloudError):
 
     Request errors (400, 404, 413, 422) pass through with their status; the
     upstream refusing our own credentials (401, 403) or failing is a 502.
+    ``reason`` is the server's own message and ``param`` the request field it
+    names, when it names one.
     """
 
-    def __init__(self, message: str, *, status_code: int) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, *, status_code: int, reason: str = "", param: str | None = None
+    ) -> None:
+        super().__init__(message, param=param)
+        self.reason = reason
         self.upstream_status = status_code
         if status_code in (400, 404, 413, 422):
             self.status_code = 400 if status_code == 422 else status_code

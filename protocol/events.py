@@ -20,6 +20,7 @@ __all__ = [
     "CallOutcome",
     "CallSkipped",
     "CallStarted",
+    "CloudSkipped",
     "DoneEvent",
     "FallbackEvent",
     "RelayEvent",
@@ -83,6 +84,16 @@ class CallFinished(_Event):
     latency_ms: float = Field(0.0, ge=0)
     cost_usd: float = Field(0.0, ge=0)
     note: str = ""
+    cloud: str = Field("", description="The cloud that answered (or failed last).")
+
+
+class CloudSkipped(_Event):
+    """A call passed over ``cloud`` before it sent any text (the next cloud was asked)."""
+
+    type: Literal["cloud_skipped"] = "cloud_skipped"
+    call_id: str
+    cloud: str
+    reason: str
 
 
 class FallbackEvent(_Event):
@@ -128,7 +139,14 @@ class DoneEvent(_Event):
 
 
 RelayEvent = Annotated[
-    TextEvent | CallStarted | CallSkipped | CallFinished | FallbackEvent | BudgetEvent | DoneEvent,
+    TextEvent
+    | CallStarted
+    | CallSkipped
+    | CloudSkipped
+    | CallFinished
+    | FallbackEvent
+    | BudgetEvent
+    | DoneEvent,
     Field(discriminator="type"),
 ]
 

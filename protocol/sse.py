@@ -62,6 +62,7 @@ class CompletionStream:
         self.done = False
         self.pieces = 0
         self.usage: Usage | None = None
+        self.cache_write_tokens = 0
         self._finish: str | None = None
         self._decoder = SSEDecoder()
 
@@ -102,8 +103,18 @@ class CompletionStream:
 
     @property
     def completion_tokens(self) -> int:
-        """Tokens the server reports producing (pieces received when it reports none)."""
+        """Tokens the server reports producing (pieces received when it reports none); a
+        reasoning model's hidden reasoning is part of them."""
         return self.usage.completion_tokens if self.usage else self.pieces
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.usage.prompt_tokens if self.usage else 0
+
+    @property
+    def cached_tokens(self) -> int:
+        """Prompt tokens the server read from its cache."""
+        return self.usage.cached_tokens if self.usage else 0
 
     def _read(self, payload: bytes) -> list[str]:
         try:
@@ -116,6 +127,8 @@ class CompletionStream:
             raise CloudUnavailable(f"the cloud failed mid-stream: {_message(chunk) or 'error'}")
         if isinstance(chunk.get("usage"), dict):
             self.usage = _usage(chunk["usage"])
+            self.cache_write_tokens = _count(chunk["usage"].get("prompt_tokens_details"),
+                                             "cache_write_tokens")  # fmt: skip
         texts = []
         for choice in chunk.get("choices") or ():
             if not isinstance(choice, dict):
@@ -129,27 +142,61 @@ class CompletionStream:
         return texts
 
 
-def _usage(data: dict[str, Any]) -> Usage | None:
-    def count(holder: Any, key: str) -> int:
-        value = holder.get(key) if isinstance(holder, dict) else None
-        return value if isinstance(value, int) and value >= 0 else 0
+def _count(holder: Any, key: str) -> int:
+    value = holder.get(key) if isinstance(holder, dict) else None
+    return value if isinstance(value, int) and value >= 0 else 0
 
+
+def _usage(data: dict[str, Any]) -> Usage:
+    """OpenAI's usage; DeepSeek reports its cache hits as ``prompt_cache_hit_tokens``."""
+    cached = _count(data.get("prompt_tokens_details"), "cached_tokens")
     return Usage.of(
-        count(data, "prompt_tokens"),
-        count(data, "completion_tokens"),
-        count(data.get("prompt_tokens_details"), "cached_tokens"),
+        _count(data, "prompt_tokens"),
+        _count(data, "completion_tokens"),
+        cached or _count(data, "prompt_cache_hit_tokens"),
     )
 
 
 def _message(body: Any) -> str:
-    """The human-readable message of an OpenAI-style error body, if it has one."""
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return error["message"]
-        if isinstance(error, str):
-            return error
+    """The human-readable message of an error body, if it has one.
+
+    Read: OpenAI's ``{"error": {"message"}}`` (Anthropic and DeepSeek use it too),
+    Gemini's list of such objects, Mistral's ``{"message": {"detail": [...]}}``
+    and FastAPI's ``{"detail": [{"loc", "msg"}]}``.
+    """
+    if isinstance(body, list) and body:
+        return _message(body[0])
+    if not isinstance(body, dict):
+        return body if isinstance(body, str) else ""
+    for key in ("error", "message", "detail"):
+        if key in body:
+            found = body[key]
+            if isinstance(found, dict):
+                return _message(found)
+            if isinstance(found, list) and found and isinstance(found[0], dict):
+                item = found[0]
+                where = ".".join(str(p) for p in item.get("loc", ())[1:])
+                return f"{where}: {item.get('msg', '')}".strip(": ") if where else str(item)
+            if isinstance(found, str):
+                return found
     return ""
+
+
+def _param(body: Any) -> str | None:
+    """The request field an error body names, when it names one."""
+    if isinstance(body, list) and body:
+        return _param(body[0])
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error", body.get("message", body))
+    if isinstance(error, dict):
+        if isinstance(error.get("param"), str) and error["param"]:
+            return error["param"]
+        detail = error.get("detail")
+        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+            loc = [str(p) for p in detail[0].get("loc", ()) if p != "body"]
+            return ".".join(loc) or None
+    return None
 
 
 def error_for_status(
@@ -161,15 +208,17 @@ def error_for_status(
     circuit breaker); any other status means the request itself was refused
     (:class:`UpstreamError` carrying that status).
     """
+    param = None
     try:
-        reason = _message(json.loads(body))
+        data = json.loads(body)
+        reason, param = _message(data), _param(data)
     except ValueError:
         reason = body.decode("utf-8", "replace").strip()[:200]
     text = f"{where} answered {status}" + (f": {reason}" if reason else "")
     if status == 429 or status >= 500:
         seconds = float(retry_after) if retry_after and _is_number(retry_after) else None
         return CloudUnavailable(text, retry_after_s=seconds)
-    return UpstreamError(text, status_code=status)
+    return UpstreamError(text, status_code=status, reason=reason, param=param)
 
 
 def _is_number(text: str) -> bool:

@@ -14,7 +14,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("package", ["protocol", "edge", "edge.llama", "cloud", "training"])
+@pytest.mark.parametrize(
+    "package", ["protocol", "edge", "edge.llama", "edge.clouds", "cloud", "training"]
+)
 def test_every_exported_name_exists(package: str) -> None:
     module = importlib.import_module(package)
     assert module.__doc__

@@ -23,8 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.client import CloudClient
-from edge.fallback import OfflineCloud
+from edge.clouds.client import CloudClient
+from edge.clouds.fallback import OfflineCloud
 from edge.llama import LlamaModel
 from edge.loop import RelayLoop
 from edge.policies import (

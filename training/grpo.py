@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.batch import relay_batch
-from edge.client import CloudClient
+from edge.clouds.client import CloudClient
 from edge.policies import CallPolicy, LearnedPolicy
 from edge.prompt import ChatFormat, build_prompt
 from edge.relay import RelayLimits

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edge.client import CloudClient
-from edge.fallback import OfflineCloud
+from edge.clouds.client import CloudClient
+from edge.clouds.fallback import OfflineCloud
 from edge.llama import LlamaModel
 from edge.loop import RelayLoop
 from edge.policies import LearnedPolicy, NeverPolicy

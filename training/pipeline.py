@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.client import CloudClient
-from edge.fallback import FallbackCloud
-from edge.http_cloud import HttpCloud
+from edge.clouds.client import CloudClient
+from edge.clouds.fallback import FallbackCloud
+from edge.clouds.http import HttpCloud
 from training.config import RunConfig
 from training.metrics import MetricsLog, plot
 from training.problems import Problem, generate, load_problems, write_problems

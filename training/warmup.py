@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.batch import BatchModel, relay_batch
-from edge.client import CloudClient
-from edge.fallback import OfflineCloud
+from edge.clouds.client import CloudClient
+from edge.clouds.fallback import OfflineCloud
 from edge.local_model import TextCodec
 from edge.policies import LearnedPolicy, NeverPolicy
 from edge.prompt import ChatFormat, build_prompt

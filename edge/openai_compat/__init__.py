@@ -1,4 +1,4 @@
-"""OpenAI-compatible HTTP, both sides: streaming from a server, and serving errors and streams.
+"""OpenAI-compatible HTTP, both sides: requests to a server, and serving errors and streams.
 
 Used by the edge (its cloud client and ``relay serve``) and by ``relay-cloud``
 (its upstream engine and app), so each concern has one home.
@@ -8,7 +8,6 @@ from edge.openai_compat.client import (
     endpoint,
     error_for_response,
     request_body,
-    stream_completion,
     transport_errors,
 )
 
@@ -16,6 +15,5 @@ __all__ = [
     "endpoint",
     "error_for_response",
     "request_body",
-    "stream_completion",
     "transport_errors",
 ]

@@ -1,11 +1,10 @@
-"""Streaming completions from an OpenAI-compatible server, over httpx.
+"""Requests to an OpenAI-compatible server, over httpx: bodies, URLs and errors.
 
-The one stream adapter of relayllm: :func:`request_body` builds the request,
-:func:`transport_errors` maps httpx's errors once, :func:`error_for_response`
-reads an error answer, and :class:`protocol.sse.CompletionStream` reads the
-bytes. Two thin transports use them: :func:`stream_completion` (sync, with
-retries before the first byte; the edge's cloud client) and the async
-upstream engine of ``relay-cloud``.
+:func:`request_body` builds a streamed ``/completions`` or ``/chat/completions``
+request, :func:`transport_errors` maps httpx's errors once, and
+:func:`error_for_response` reads an error answer. Two transports use them: the
+edge's cloud client (:mod:`edge.clouds.transport`, sync, with retries before
+the first byte) and the async upstream engine of ``relay-cloud``.
 
 Every failure is a :mod:`protocol.errors` error that names the server:
 unreachable, no answer within the first-token timeout, a stall mid-stream, a
@@ -15,27 +14,22 @@ cut stream, a 429/5xx (all :class:`CloudUnavailable`), or a refused request
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 
 from protocol.errors import CloudError, CloudUnavailable
-from protocol.sse import CompletionStream, StreamMode, error_for_status
+from protocol.sse import StreamMode, error_for_status
 from protocol.wire import ChatMessage
 
 __all__ = [
+    "endpoint",
     "error_for_response",
     "request_body",
-    "stream_completion",
     "transport_errors",
 ]
-
-_MAX_BACKOFF_S = 8.0
 
 
 def request_body(
@@ -98,114 +92,3 @@ def error_for_response(response: httpx.Response, body: bytes) -> CloudError:
         str(response.request.url),
         retry_after=response.headers.get("retry-after"),
     )
-
-
-def stream_completion(
-    client: httpx.Client,
-    url: str,
-    body: dict[str, Any],
-    mode: StreamMode,
-    *,
-    total_timeout_s: float,
-    retries: int = 0,
-) -> Iterator[str | CompletionStream]:
-    """Yield the text pieces of one streamed completion, then its tally.
-
-    Outages before the first byte (unreachable, 429, 5xx) are retried up to
-    ``retries`` times with exponential backoff (or the server's
-    ``Retry-After``); nothing is retried once the stream has begun, nor when the
-    wait would reach past the deadline (the outage is reported at once). The
-    whole call, retries included, ends after ``total_timeout_s``; the error then
-    says what was happening when time ran out.
-    """
-    deadline = time.monotonic() + total_timeout_s
-    attempt = 0
-    while True:
-        first_byte = [False]
-        try:
-            with transport_errors(url, first_byte=first_byte):
-                yield from _stream_once(client, url, body, mode, first_byte, deadline)
-                return
-        except CloudUnavailable as exc:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise CloudUnavailable(
-                    f"the cloud call took longer than {total_timeout_s:g} s: {exc.message}"
-                ) from exc
-            wait = exc.retry_after_s or 0.25 * 2 ** (attempt + 1)
-            if first_byte[0] or attempt >= retries or min(wait, _MAX_BACKOFF_S) >= left:
-                raise  # a retry could not start before the deadline: say why, now
-            attempt += 1
-            time.sleep(min(wait, _MAX_BACKOFF_S))
-
-
-def _stream_once(
-    client: httpx.Client,
-    url: str,
-    body: dict[str, Any],
-    mode: StreamMode,
-    first_byte: list[bool],
-    deadline: float,
-) -> Iterator[str | CompletionStream]:
-    with (
-        client.stream(
-            "POST", url, json=body, timeout=_within(client.timeout, deadline)
-        ) as response,
-        _Watchdog(deadline, response) as watchdog,
-    ):
-        if response.status_code >= 400:
-            raise error_for_response(response, response.read())
-        tally = CompletionStream(mode)
-        try:
-            for chunk in response.iter_bytes():
-                first_byte[0] = True
-                yield from tally.texts(chunk)  # the text before a broken event is kept
-                if tally.done:
-                    break
-                if time.monotonic() > deadline:
-                    raise CloudUnavailable(f"the stream from {url} arrived too slowly")
-        except httpx.TransportError as exc:
-            if watchdog.fired:
-                raise CloudUnavailable(f"the stream from {url} arrived too slowly") from exc
-            raise
-        if not tally.complete:
-            raise CloudUnavailable(f"the stream from {url} ended before it was complete")
-        yield tally
-
-
-class _Watchdog:
-    """Shuts the response's socket down at ``deadline``: a read waiting on a stalled stream
-    ends then, not a whole read timeout later. ``fired`` says whether it did."""
-
-    def __init__(self, deadline: float, response: httpx.Response) -> None:
-        stream = response.extensions.get("network_stream")
-        self._socket = stream.get_extra_info("socket") if stream is not None else None
-        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._cut)
-        self._timer.daemon = True
-        self.fired = False
-
-    def _cut(self) -> None:
-        self.fired = True
-        with suppress(OSError):  # already closed
-            self._socket.shutdown(socket.SHUT_RDWR)
-
-    def __enter__(self) -> _Watchdog:
-        if self._socket is not None:
-            self._timer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
-
-
-def _within(timeout: httpx.Timeout, deadline: float) -> httpx.Timeout:
-    """``timeout`` with every phase cut to the time left before ``deadline``."""
-    left = max(0.001, deadline - time.monotonic())
-
-    def cut(value: float | None) -> float:
-        return left if value is None else min(value, left)
-
-    return httpx.Timeout(
-        connect=cut(timeout.connect), read=cut(timeout.read),
-        write=cut(timeout.write), pool=cut(timeout.pool),
-    )  # fmt: skip

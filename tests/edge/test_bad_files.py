@@ -71,7 +71,7 @@ def test_damaged_pages_are_found_and_the_file_kept(tmp_path: Path) -> None:
     path = tmp_path / "l.db"
     ledger = Ledger(path)
     for _ in range(2000):
-        ledger.reserve(endpoint="e", model="m", tokens=5, usd=0.0, grant=lambda d, m: 5)
+        ledger.reserve(endpoint="e", model="m", tokens=5, usd=0.0, grant=lambda spent: 5)
     ledger.close()
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.breaker import CircuitBreaker
+from edge.clouds.breaker import CircuitBreaker
 from edge.llama import LlamaModel
 from edge.runtime import Relay, build_relay
 from edge.settings import EdgeSettings
@@ -86,7 +86,8 @@ def settings(healthy: FaultProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("RELAYLLM_CONFIG", str(tmp_path / "none.toml"))
     monkeypatch.setenv("RELAYLLM_DATA_DIR", str(tmp_path))
     return EdgeSettings(
-        cloud_url=healthy.url, cloud_model="expert", max_tokens=24, temperature=0,
+        cloud_url=healthy.url, cloud_model="expert", cloud_api="completions", max_tokens=24,
+        temperature=0,
         connect_timeout_s=1.0, first_token_timeout_s=1.5, total_timeout_s=TOTAL_S, retries=1,
         breaker_failures=2, ledger_path=tmp_path / "ledger.sqlite3",
     )  # fmt: skip
@@ -225,10 +226,7 @@ def test_the_breaker_opens_skips_the_cloud_and_recovers(
 
 
 def breaker_of(relay: Relay) -> CircuitBreaker:
-    cloud: object = relay.loop.cloud
-    while not isinstance(cloud, CircuitBreaker):
-        cloud = cloud.inner  # type: ignore[attr-defined]
-    return cloud
+    return relay.loop.cloud.clouds[0].breaker  # type: ignore[attr-defined]
 
 
 def fallback_reason(events: list[RelayEvent]) -> str:

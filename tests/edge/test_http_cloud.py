@@ -12,10 +12,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from benchmarks.servers import serve_in_thread
-from edge.breaker import CircuitBreaker
-from edge.client import CloudEnd, CloudRequest, CloudText
-from edge.fallback import FallbackCloud
-from edge.http_cloud import HttpCloud
+from edge.clouds.breaker import CircuitBreaker
+from edge.clouds.client import CloudEnd, CloudRequest, CloudText
+from edge.clouds.fallback import FallbackCloud
+from edge.clouds.http import HttpCloud
 from protocol.errors import CloudUnavailable, UpstreamError
 from protocol.wire import SSE_DONE, CompletionChoice, CompletionChunk, encode_sse
 

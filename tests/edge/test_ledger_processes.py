@@ -16,9 +16,9 @@ CAP, PER_CALL = 120, 8
 ANSWERS_IN_A_PROCESS = """
 import json, sys, threading
 from pathlib import Path
-from edge.budget import BudgetedCloud
-from edge.client import CloudBudget, CloudEnd, CloudRequest, CloudText
-from edge.http_cloud import HttpCloud
+from edge.clouds.budget import BudgetedCloud
+from edge.clouds.client import CloudBudget, CloudEnd, CloudRequest, CloudText
+from edge.clouds.http import HttpCloud
 from edge.ledger import Ledger
 from edge.settings import CapSettings, Price
 
@@ -79,9 +79,9 @@ def test_fifty_answers_in_five_processes_share_one_cap(tmp_path: Path, cloud_url
 KILLED_MID_CALL = """
 import sys
 from pathlib import Path
-from edge.budget import BudgetedCloud
-from edge.client import CloudRequest, CloudText
-from edge.http_cloud import HttpCloud
+from edge.clouds.budget import BudgetedCloud
+from edge.clouds.client import CloudRequest, CloudText
+from edge.clouds.http import HttpCloud
 from edge.ledger import Ledger
 from edge.settings import CapSettings, Price
 
@@ -119,6 +119,6 @@ def test_kill_9_mid_call_keeps_what_was_settled_and_the_reservation_expires(
     expired = Ledger(path, stale_after_s=0)  # ... until it is stale, then it frees the cap
     assert expired.spend("day").tokens == 6
     _, granted = expired.reserve(
-        endpoint="e", model="m", tokens=1000, usd=0.0, grant=lambda day, _: 1000 - day.tokens
+        endpoint="e", model="m", tokens=1000, usd=0.0, grant=lambda spent: 1000 - spent.day.tokens
     )
     assert granted == 994

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.client import CloudEnd, CloudItem, CloudRequest, CloudText
-from edge.fallback import FallbackCloud
-from edge.http_cloud import HttpCloud
+from edge.clouds.client import CloudEnd, CloudItem, CloudRequest, CloudText
+from edge.clouds.fallback import FallbackCloud
+from edge.clouds.http import HttpCloud
 from edge.loop import RelayLoop
 from edge.policies import (
     CloudOnlyPolicy,
@@ -385,7 +385,9 @@ def test_multi_turn_reuses_the_cache(spy: ModelSpy) -> None:
 
 
 def test_chat_mode_continues_the_partial_answer(slm: object, cloud_url: str) -> None:
-    chat = HttpCloud(f"{cloud_url}/v1", api_key="key-a", mode="chat", temperature=0.0, retries=0)
+    chat = HttpCloud(
+        f"{cloud_url}/v1", api_key="key-a", api="chat-continue", temperature=0.0, retries=0
+    )
     loop = relay(slm, FallbackCloud(chat))
     events = answer(loop, prefix="Red, <call>5</call>")
     finished = of_type(events, CallFinished)[0]  # the SLM may imitate and call again

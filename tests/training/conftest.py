@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import torch
 
-from edge.fallback import FallbackCloud
-from edge.http_cloud import HttpCloud
+from edge.clouds.fallback import FallbackCloud
+from edge.clouds.http import HttpCloud
 from edge.llama import LlamaModel
 from tests.conftest import relay_cloud
 from training.export import convert

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from edge.cli import app as relay
-from edge.fallback import FallbackCloud
-from edge.http_cloud import HttpCloud
+from edge.clouds.fallback import FallbackCloud
+from edge.clouds.http import HttpCloud
 from edge.ledger import Ledger
 from edge.llama import LlamaModel
 from edge.loop import RelayLoop

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.fallback import FallbackCloud
+from edge.clouds.fallback import FallbackCloud
 from edge.loop import RelayLoop
 from edge.policies import EntropyPolicy
 from edge.prompt import build_prompt

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from edge.batch import relay_batch
-from edge.client import CloudEnd, CloudItem, CloudRequest, CloudText
+from edge.clouds.client import CloudEnd, CloudItem, CloudRequest, CloudText
 from edge.llama import LlamaChat, LlamaModel
 from edge.loop import RelayLoop
 from edge.policies import LearnedPolicy

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.fallback import FallbackCloud
+from edge.clouds.fallback import FallbackCloud
 from edge.llama import LlamaChat, LlamaModel
 from edge.loop import RelayLoop
 from edge.policies import LearnedPolicy

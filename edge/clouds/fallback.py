@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-from edge.client import CloudClient, CloudEnd, CloudItem, CloudRequest, CloudText
+from edge.clouds.client import CloudClient, CloudEnd, CloudItem, CloudRequest, CloudText
 from protocol.errors import CloudError
 
 __all__ = ["FallbackCloud", "OfflineCloud"]
@@ -20,10 +20,11 @@ log = logging.getLogger(__name__)
 
 
 class FallbackCloud:
-    """Turns every :class:`CloudError` from ``inner`` into a fallback end."""
+    """Turns every :class:`CloudError` from ``inner`` (the cloud ``cloud``) into a fallback end."""
 
-    def __init__(self, inner: CloudClient) -> None:
+    def __init__(self, inner: CloudClient, *, cloud: str = "") -> None:
         self.inner = inner
+        self.cloud = cloud
 
     def stream(self, request: CloudRequest) -> Iterator[CloudItem]:
         received = 0
@@ -34,7 +35,8 @@ class FallbackCloud:
                 yield item
         except CloudError as exc:
             log.info("call %s fell back to the local model: %s", request.call_id, exc.message)
-            yield CloudEnd(outcome="fallback", completion_tokens=received, reason=exc.message)
+            yield CloudEnd(outcome="fallback", completion_tokens=received, reason=exc.message,
+                           cloud=self.cloud)  # fmt: skip
 
 
 class OfflineCloud:

@@ -5,6 +5,8 @@ timed out, 429, 5xx, a broken stream) the breaker opens: calls fail at once,
 without touching the network, for ``cooldown_s`` seconds. Then one probe call
 goes through; its success closes the breaker, its failure re-opens it. A
 request the cloud refuses (another 4xx) is not an outage and counts as neither.
+A 429 (or 503) with ``Retry-After`` cools the cloud down at once for that long:
+its calls are skipped, not retried, until the time it asked for has passed.
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from edge.client import CloudClient, CloudEnd, CloudItem, CloudRequest
+from edge.clouds.client import CloudClient, CloudEnd, CloudItem, CloudRequest
 from protocol.errors import CloudError, CloudUnavailable
 
 __all__ = ["CircuitBreaker"]
 
 
 class CircuitBreaker:
-    """Skips calls while the cloud is known to be down."""
+    """Skips calls while the cloud is known to be down, or asked to be left alone."""
 
     def __init__(
         self,
@@ -37,16 +39,14 @@ class CircuitBreaker:
         self._lock = threading.Lock()
         self._consecutive = 0
         self._opened_at: float | None = None
+        self._wait_until = 0.0  # the cloud's Retry-After
         self._probing = False
 
     @property
     def state(self) -> str:
-        """``closed``, ``open`` or ``half-open`` (the next call is a probe)."""
+        """``closed``, ``open`` (calls skipped) or ``half-open`` (the next call is a probe)."""
         with self._lock:
-            if self._opened_at is None:
-                return "closed"
-            cooling = self._clock() - self._opened_at < self.cooldown_s
-            return "open" if cooling or self._probing else "half-open"
+            return self._state(self._clock())
 
     def stream(self, request: CloudRequest) -> Iterator[CloudItem]:
         self._admit()
@@ -55,8 +55,8 @@ class CircuitBreaker:
                 yield item
                 if isinstance(item, CloudEnd):
                     self._record(ok=item.outcome != "fallback")
-        except CloudUnavailable:
-            self._record(ok=False)
+        except CloudUnavailable as exc:
+            self._record(ok=False, wait_s=exc.retry_after_s)
             raise
         except CloudError:
             self._release()
@@ -65,13 +65,26 @@ class CircuitBreaker:
             self._record(ok=True)
             raise
 
+    def _state(self, now: float) -> str:
+        if now < self._wait_until or self._probing:
+            return "open"
+        if self._opened_at is None:
+            return "closed"
+        return "open" if now - self._opened_at < self.cooldown_s else "half-open"
+
     def _admit(self) -> None:
         with self._lock:
-            if self._opened_at is None:
+            now = self._clock()
+            state = self._state(now)
+            if state == "closed":
                 return
-            remaining = self.cooldown_s - (self._clock() - self._opened_at)
-            if remaining > 0 or self._probing:
-                raise CloudUnavailable(f"circuit open: cloud skipped for {max(remaining, 0):.0f} s")
+            if state == "open":
+                if now < self._wait_until:
+                    raise CloudUnavailable(
+                        f"cooling down: the cloud asked to wait {self._wait_until - now:.0f} s more"
+                    )
+                left = 0.0 if self._opened_at is None else self.cooldown_s - (now - self._opened_at)
+                raise CloudUnavailable(f"circuit open: cloud skipped for {max(left, 0):.0f} s")
             self._probing = True
 
     def _release(self) -> None:
@@ -79,12 +92,15 @@ class CircuitBreaker:
         with self._lock:
             self._probing = False
 
-    def _record(self, *, ok: bool) -> None:
+    def _record(self, *, ok: bool, wait_s: float | None = None) -> None:
         with self._lock:
             self._probing = False
             if ok:
                 self._consecutive, self._opened_at = 0, None
                 return
             self._consecutive += 1
+            now = self._clock()
+            if wait_s:
+                self._wait_until = max(self._wait_until, now + wait_s)
             if self._consecutive >= self.failures or self._opened_at is not None:
-                self._opened_at = self._clock()
+                self._opened_at = now

@@ -1,0 +1,34 @@
+"""``chat-continue``: ``/chat/completions`` with ``continue_final_message`` and
+``add_generation_prompt: false`` (vLLM, SGLang, relay-cloud).
+
+The server renders the conversation with its own template and leaves the final
+assistant message open, so the reply continues it character for character.
+"""
+
+from __future__ import annotations
+
+from edge.clouds.apis.base import ApiCall, CloudApi, OpenAIStyle, Target
+from edge.clouds.client import CloudRequest
+from edge.openai_compat import endpoint, request_body
+from protocol.sse import CompletionStream
+from protocol.wire import MAX_STOP_SEQUENCES
+
+__all__ = ["ChatContinue"]
+
+
+class ChatContinue(OpenAIStyle):
+    name: CloudApi = "chat-continue"
+
+    def call(self, request: CloudRequest, target: Target) -> ApiCall:
+        body = request_body(
+            "chat", model=target.model, messages=request.messages,
+            max_tokens=request.max_tokens, temperature=target.temperature_for(request),
+            seed=request.seed, stop=target.stops_for(request, MAX_STOP_SEQUENCES),
+            continue_final=True,
+        )  # fmt: skip
+        return ApiCall(
+            url=endpoint(target.base_url, "chat"),
+            body=target.quirks.apply(body),
+            headers=self.headers(target),
+            new_tally=lambda: CompletionStream("chat"),
+        )

@@ -1,0 +1,96 @@
+"""``relay cloud check``: does each configured cloud work as a relay cloud?
+
+For each cloud, one tiny continuation of the probe's known partial answer
+(:mod:`edge.clouds.probe`) in the family the relay would use (probing all of
+them first when ``auto`` does not know the URL), and one :class:`CloudCheck`:
+the family and how it was chosen, whether the key was accepted, the model, the
+time to the first token, whether the reply continued the partial answer, and
+the prices the ledger bills.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from edge.clouds.build import http_clouds
+from edge.clouds.http import HttpCloud
+from edge.clouds.probe import ProbeResult
+from edge.settings import EdgeSettings, Price
+from protocol.errors import CloudError, CloudUnavailable, UpstreamError
+
+__all__ = ["CloudCheck", "check_clouds"]
+
+
+@dataclass(frozen=True)
+class CloudCheck:
+    """What one probe of one cloud showed."""
+
+    name: str
+    url: str
+    api: str
+    how: str
+    model: str
+    auth: str
+    first_token_ms: float | None
+    verdict: str
+    price: Price
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and self.verdict in ("continued", "repeated")
+
+    def line(self) -> str:
+        """One line for people."""
+        latency = f"first token {self.first_token_ms:.0f} ms" if self.first_token_ms else ""
+        price = f"${self.price.prompt:g}/${self.price.completion:g} per M"
+        if self.price.cached_prompt is not None:
+            price += f" (cached ${self.price.cached_prompt:g})"
+        parts = [f"{'ok' if self.ok else 'FAILED'} {self.name}", f"{self.api} ({self.how})",
+                 f"auth {self.auth}", self.model or "(no model)", latency,
+                 self.verdict, price, self.error]  # fmt: skip
+        return " · ".join(part for part in parts if part)
+
+    def to_json(self) -> dict[str, Any]:
+        data = {key: getattr(self, key) for key in self.__dataclass_fields__}
+        return data | {"ok": self.ok, "price": self.price.model_dump()}
+
+
+def check_clouds(settings: EdgeSettings) -> list[CloudCheck]:
+    """Probe every configured cloud in turn; never raises for a cloud's failure."""
+    return [
+        _check(http, settings.price_of(cloud))
+        for cloud, http in zip(settings.cloud_list(), http_clouds(settings))
+    ]
+
+
+def _check(http: HttpCloud, price: Price) -> CloudCheck:
+    def result(probe: ProbeResult | None, error: CloudError | None) -> CloudCheck:
+        error = error or (probe.error if probe else None)
+        return CloudCheck(
+            name=http.name, url=http.base_url, api=str(http.api), how=http.how,
+            model=http.model or "", auth=_auth(error, probe), price=price,
+            first_token_ms=probe.first_token_ms if probe else None,
+            verdict=(probe.verdict or "") if probe else "", error=error.message if error else "",
+        )  # fmt: skip
+
+    try:
+        speaker, target = http.speaker()
+        probe = http.probed or http.try_api(speaker.name, target.model, target.quirks)
+    except CloudError as exc:
+        return result(None, exc)
+    finally:
+        http.close()
+    error = None if probe.usable or probe.error else CloudError(
+        f"the reply did not continue the partial answer: {probe.reply.strip()[:60]!r}"
+    )  # fmt: skip
+    return result(probe, error)
+
+
+def _auth(error: CloudError | None, probe: ProbeResult | None) -> str:
+    if isinstance(error, UpstreamError) and error.upstream_status in (401, 403):
+        return f"refused ({error.upstream_status})"
+    if isinstance(error, CloudUnavailable) and probe is None:
+        return "unknown"
+    return "ok" if probe is not None or isinstance(error, UpstreamError) else "unknown"
