@@ -73,7 +73,7 @@ class HttpCloud:
         self.total_timeout_s, self.retries = total_timeout_s, retries
         self.audit, self.memory = audit, memory
         self.how = "configured" if api != "auto" else "auto"
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # held while probing, which may learn quirks
         self._speaker: tuple[ApiFamily, Target] | None = None
         self._unusable: UpstreamError | None = None
         self._models: list[dict[str, object]] | None = None
@@ -140,7 +140,8 @@ class HttpCloud:
                     pieces.append(item)
         except CloudError as exc:
             return ProbeResult(api, "".join(pieces), first, exc, target.quirks)
-        return ProbeResult(api, "".join(pieces), first, None, target.quirks)
+        reply, quirks = speaker.read_probe("".join(pieces), target.quirks)
+        return ProbeResult(api, reply, first, None, quirks)
 
     def close(self) -> None:
         self._closer()
@@ -164,7 +165,9 @@ class HttpCloud:
                                         retries=retries)  # fmt: skip
                 return
             except UpstreamError as exc:
-                quirks = speaker.adapt(exc, target) or target.quirks.learned_from(exc, call.body)
+                quirks = speaker.adapt(exc, target) or target.quirks.learned_from(
+                    exc, call.body, keep=speaker.needs
+                )
                 if quirks is None or lesson == _MAX_LESSONS:
                     raise
                 target = self._learn(speaker, target, quirks)
@@ -269,4 +272,6 @@ class Sent:
 
 
 def _host(url: str) -> str:
-    return httpx.URL(url).host or url
+    """``host`` or ``host:port`` of ``url``."""
+    parsed = httpx.URL(url)
+    return f"{parsed.host}:{parsed.port}" if parsed.port else parsed.host or url

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from edge.clouds.apis import API_ORDER, CloudApi, Quirks
+from edge.clouds.apis.base import PROBE_ANSWER, PROBE_QUESTION
 from edge.clouds.client import CloudRequest
 from protocol.errors import CloudError, CloudUnavailable, UpstreamError
 from protocol.wire import ChatMessage
@@ -31,8 +32,6 @@ __all__ = [
     "verdict",
 ]
 
-PROBE_QUESTION = "Count from 1 to 20, separated by commas."
-PROBE_ANSWER = "1, 2, 3, 4, 5, 6, 7, 8, 9, 1"
 PROBE_TOKENS = 8
 
 Verdict = Literal["continued", "repeated", "restarted", "answered anew", "empty"]

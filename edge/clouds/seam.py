@@ -7,8 +7,8 @@ pieces back until it can decide, then passes everything through:
 * :meth:`Seam.after_stripped`: the answer was sent without its trailing
   whitespace (Anthropic refuses a prefill that ends in it); the reply's leading
   whitespace that the answer already holds is dropped.
-* :meth:`Seam.after_prefix`: the reply may start by repeating the whole prefix
-  it was given (Mistral's ``prefix`` does); that copy is dropped.
+* :meth:`Seam.after_prefix`: the reply starts by repeating the whole prefix it
+  was given (Mistral's ``prefix`` does); that copy is dropped.
 * :meth:`Seam.after_answer`: a chat model asked to continue may repeat the end
   of the answer (``sky is blue`` + ``blue because``), or the whole of it, or
   leave out the space between the answer's last word and its own first; the
@@ -58,13 +58,14 @@ class Seam:
 
     @classmethod
     def after_prefix(cls, prefix: str) -> Seam:
-        """The reply may repeat ``prefix`` whole before its continuation."""
+        """The reply repeats ``prefix`` whole before its continuation (a reply that ends, or
+        breaks off, inside that copy added nothing)."""
 
         def join(held: str, final: bool) -> str | None:
             if held.startswith(prefix):
                 return held[len(prefix) :]
-            if prefix.startswith(held) and not final:
-                return None
+            if prefix.startswith(held):
+                return "" if final else None
             return held
 
         return cls(join if prefix else None)

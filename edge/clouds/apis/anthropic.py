@@ -10,9 +10,11 @@ whitespace. Models that refuse a prefill (the 4.6 generation) say so in a
 asks, with the instruction to continue.
 
 Caching: a ``cache_control`` breakpoint marks the end of what is sent (system,
-conversation, answer so far). The next call of the same answer sends the
-previous prefill as its own block, so the cache entry the previous call wrote
-ends on a block boundary and is read back (``cache_read_input_tokens``).
+conversation, answer so far). The answer is sent as one text block per call
+that grew it (the blocks the previous call sent, then the new text), so the
+cache entry each call wrote ends on a block boundary of the next, within the
+API's lookback, and is read back (``cache_read_input_tokens``). Turns with no
+text are left out (the API refuses empty content).
 
 The reply streams as ``message_start`` (input usage), ``content_block_delta``
 (``text_delta`` pieces; thinking is never spliced), ``message_delta`` (stop
@@ -28,8 +30,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
-from edge.clouds.apis.base import ApiCall, CloudApi, Conversation, Target
-from edge.clouds.apis.chat import instructed
+from edge.clouds.apis.base import CONTINUE_INSTRUCTION, ApiCall, CloudApi, Conversation, Target
 from edge.clouds.apis.quirks import Quirks
 from edge.clouds.client import CloudRequest
 from edge.clouds.seam import Seam
@@ -46,9 +47,10 @@ _ANSWERS_KEPT = 256
 
 class Anthropic:
     name: CloudApi = "anthropic"
+    needs: frozenset[str] = frozenset()
 
     def __init__(self) -> None:
-        self._prefills: OrderedDict[str, str] = OrderedDict()  # answer -> prefill last sent
+        self._sent: OrderedDict[str, list[str]] = OrderedDict()  # answer -> its blocks sent
         self._lock = threading.Lock()
 
     def models_url(self, base_url: str) -> str:
@@ -62,18 +64,24 @@ class Anthropic:
         refused = "prefill" in error.reason.lower() and NO_PREFILL not in target.quirks.flags
         return target.quirks.with_flag(NO_PREFILL) if refused else None
 
+    def read_probe(self, reply: str, quirks: Quirks) -> tuple[str, Quirks]:
+        return reply, quirks
+
     def call(self, request: CloudRequest, target: Target) -> ApiCall:
         talk = Conversation.of(request.messages)
-        if NO_PREFILL in target.quirks.flags:
-            messages = instructed(talk, system_role=False)
+        no_prefill = NO_PREFILL in target.quirks.flags
+        answer = talk.partial if no_prefill else talk.partial.rstrip()
+        messages = [{"role": m.role, "content": m.content} for m in talk.turns if m.content.strip()]
+        if answer.strip():
+            messages.append({"role": "assistant", "content": self._blocks(request, answer)})
+        _mark_cache(messages)  # the answer so far (or the conversation) is read back next call
+        if no_prefill and answer.strip():
+            messages.append({"role": "user", "content": CONTINUE_INSTRUCTION})
+        messages = messages or [{"role": "user", "content": CONTINUE_INSTRUCTION}]
+        if no_prefill:
             seam = lambda: Seam.after_answer(talk.partial)  # noqa: E731
         else:
-            kept = talk.partial.rstrip()
-            messages = [{"role": m.role, "content": m.content} for m in talk.turns]
-            if kept:
-                messages.append({"role": "assistant", "content": self._blocks(request, kept)})
-            seam = lambda: Seam.after_stripped(talk.partial[len(kept) :])  # noqa: E731
-        _mark_cache(messages)
+            seam = lambda: Seam.after_stripped(talk.partial[len(answer) :])  # noqa: E731
         body: dict[str, Any] = {
             "model": target.model, "max_tokens": request.max_tokens, "messages": messages,
             "temperature": min(1.0, target.temperature_for(request)), "stream": True,
@@ -90,16 +98,19 @@ class Anthropic:
             seam=seam,
         )
 
-    def _blocks(self, request: CloudRequest, prefill: str) -> list[dict[str, Any]]:
-        """The prefill as text blocks: the previous call's prefill first, when this extends it."""
+    def _blocks(self, request: CloudRequest, answer: str) -> list[dict[str, Any]]:
+        """The answer as text blocks: those the answer's previous call sent, then the rest
+        (one block again when the answer does not extend them)."""
         with self._lock:
-            before = self._prefills.pop(request.answer_id, "")
-            self._prefills[request.answer_id] = prefill
-            while len(self._prefills) > _ANSWERS_KEPT:
-                self._prefills.popitem(last=False)
-        extends = before and prefill.startswith(before)
-        parts = [before, prefill[len(before) :]] if extends else [prefill]
-        return [{"type": "text", "text": part} for part in parts if part]
+            blocks = self._sent.pop(request.answer_id, [])
+            if not answer.startswith(sent := "".join(blocks)):
+                blocks, sent = [], ""
+            if answer[len(sent) :]:
+                blocks = [*blocks, answer[len(sent) :]]
+            self._sent[request.answer_id] = blocks
+            while len(self._sent) > _ANSWERS_KEPT:
+                self._sent.popitem(last=False)
+        return [{"type": "text", "text": block} for block in blocks]
 
 
 def _v1(base_url: str) -> str:

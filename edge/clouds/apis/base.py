@@ -24,6 +24,8 @@ from protocol.wire import ChatMessage
 __all__ = [
     "API_ORDER",
     "CONTINUE_INSTRUCTION",
+    "PROBE_ANSWER",
+    "PROBE_QUESTION",
     "ApiCall",
     "ApiFamily",
     "CloudApi",
@@ -43,6 +45,10 @@ CONTINUE_INSTRUCTION = (
     "it stops inside a word, finish that word."
 )
 """What a chat API without prefill is told after the partial answer (``chat`` family)."""
+
+PROBE_QUESTION = "Count from 1 to 20, separated by commas."
+PROBE_ANSWER = "1, 2, 3, 4, 5, 6, 7, 8, 9, 1"
+"""The known partial answer of :mod:`edge.clouds.probe`: cut inside a number."""
 
 
 @dataclass(frozen=True)
@@ -76,9 +82,14 @@ class ApiCall:
 
 
 class ApiFamily(Protocol):
-    """One way of asking a cloud to continue a partial answer."""
+    """One way of asking a cloud to continue a partial answer.
+
+    ``needs`` names the body fields the family cannot do without: a cloud that
+    refuses one of them does not speak this family.
+    """
 
     name: CloudApi
+    needs: frozenset[str]
 
     def call(self, request: CloudRequest, target: Target) -> ApiCall:
         """The request for one relay call."""
@@ -94,6 +105,10 @@ class ApiFamily(Protocol):
 
     def adapt(self, error: UpstreamError, target: Target) -> Quirks | None:
         """Quirks of this family that avoid ``error`` (beyond a refused field), if any."""
+        ...
+
+    def read_probe(self, reply: str, quirks: Quirks) -> tuple[str, Quirks]:
+        """The probe's reply as the family reads it, and what it teaches (an echoed prefix)."""
         ...
 
 
@@ -130,6 +145,8 @@ def bearer(target: Target) -> dict[str, str]:
 class OpenAIStyle:
     """What the families spoken on OpenAI's routes share: a bearer key, ``{base}/models``."""
 
+    needs: frozenset[str] = frozenset()
+
     def models_url(self, base_url: str) -> str:
         return base_url.rstrip("/") + "/models"
 
@@ -138,3 +155,6 @@ class OpenAIStyle:
 
     def adapt(self, error: UpstreamError, target: Target) -> Quirks | None:
         return None
+
+    def read_probe(self, reply: str, quirks: Quirks) -> tuple[str, Quirks]:
+        return reply, quirks

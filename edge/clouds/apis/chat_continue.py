@@ -18,6 +18,7 @@ __all__ = ["ChatContinue"]
 
 class ChatContinue(OpenAIStyle):
     name: CloudApi = "chat-continue"
+    needs = frozenset({"continue_final_message", "add_generation_prompt"})
 
     def call(self, request: CloudRequest, target: Target) -> ApiCall:
         body = request_body(

@@ -2,22 +2,36 @@
 (DeepSeek on its beta base URL, Mistral).
 
 The model writes on from the prefix. DeepSeek returns only the continuation;
-Mistral returns the prefix first, which the seam drops. With no partial answer
-yet, the conversation is sent as it is.
+Mistral returns the prefix first (the ``echoes-prefix`` quirk of its row in
+:mod:`edge.clouds.providers`, or learned from the probe's reply), which the seam
+then drops. A cloud not known to echo is still watched for it once the partial
+answer is long enough (:data:`ECHO_SURE_CHARS`) that no continuation could start
+with all of it. With no partial answer yet, the conversation is sent as it is.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from edge.clouds.apis.base import ApiCall, CloudApi, Conversation, OpenAIStyle, Target
+from edge.clouds.apis.base import (
+    PROBE_ANSWER,
+    ApiCall,
+    CloudApi,
+    Conversation,
+    OpenAIStyle,
+    Target,
+)
+from edge.clouds.apis.quirks import Quirks
 from edge.clouds.client import CloudRequest
 from edge.clouds.seam import Seam
 from edge.openai_compat import endpoint
 from protocol.sse import CompletionStream
 from protocol.wire import MAX_STOP_SEQUENCES
 
-__all__ = ["ChatPrefix"]
+__all__ = ["ECHOES_PREFIX", "ChatPrefix"]
+
+ECHOES_PREFIX = "echoes-prefix"
+ECHO_SURE_CHARS = 24
 
 
 class ChatPrefix(OpenAIStyle):
@@ -25,6 +39,7 @@ class ChatPrefix(OpenAIStyle):
 
     def call(self, request: CloudRequest, target: Target) -> ApiCall:
         talk = Conversation.of(request.messages)
+        echoes = ECHOES_PREFIX in target.quirks.flags or len(talk.partial) >= ECHO_SURE_CHARS
         messages = talk.openai_messages()
         if talk.partial:
             messages.append({"role": "assistant", "content": talk.partial, "prefix": True})
@@ -42,5 +57,11 @@ class ChatPrefix(OpenAIStyle):
             body=target.quirks.apply(body),
             headers=self.headers(target),
             new_tally=lambda: CompletionStream("chat"),
-            seam=lambda: Seam.after_prefix(talk.partial),
+            seam=lambda: Seam.after_prefix(talk.partial) if echoes else Seam(),
         )
+
+    def read_probe(self, reply: str, quirks: Quirks) -> tuple[str, Quirks]:
+        """A reply that starts with the whole prefix echoes it: read what follows."""
+        if reply.startswith(PROBE_ANSWER):
+            return reply[len(PROBE_ANSWER) :], quirks.with_flag(ECHOES_PREFIX)
+        return reply, quirks

@@ -30,6 +30,8 @@ _REFUSED = re.compile(
     r"not allowed|extra|cannot find|unexpected|only the default",
     re.IGNORECASE,
 )
+_BAD_VALUE = re.compile(r"unsupported value|invalid value|does not support '|supported values",
+                        re.IGNORECASE)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -65,13 +67,16 @@ class Quirks:
     def with_flag(self, flag: str) -> Quirks:
         return replace(self, flags=self.flags | {flag})
 
-    def learned_from(self, error: UpstreamError, sent: Mapping[str, Any]) -> Quirks | None:
+    def learned_from(
+        self, error: UpstreamError, sent: Mapping[str, Any], *, keep: frozenset[str] = frozenset()
+    ) -> Quirks | None:
         """The quirks that avoid ``error``, a refusal of the body ``sent``; ``None`` when it
-        names no field we may change, or says nothing about the field being refused."""
+        names no field we may change (``keep`` names the ones a family cannot do without), or
+        says nothing about the field being refused."""
         if error.upstream_status not in (400, 422):
             return None
         name = _named_field(error, sent)
-        if name is None or name in _ESSENTIAL:
+        if name is None or name in _ESSENTIAL or name in keep:
             return None
         original = next((k for k, v in self.rename.items() if v == name), name)
         if name in _TOKEN_FIELDS:
@@ -84,7 +89,11 @@ class Quirks:
             return replace(self, rename=rename)
         if not _REFUSED.search(error.reason):
             return None
-        if name == "reasoning_effort" and (effort := _next_effort(error.reason, sent[name])):
+        if (
+            name == "reasoning_effort"
+            and _BAD_VALUE.search(error.reason)
+            and (effort := _next_effort(error.reason, sent[name]))
+        ):
             return replace(self, values={**self.values, original: effort})
         return replace(self, drop=self.drop | {original})
 
