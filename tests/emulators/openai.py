@@ -23,7 +23,7 @@ bodies the API returns:
   prompt of 1024 tokens or more that shares a prefix with an earlier one reads
   it from the cache in 128-token steps (``prompt_tokens_details.cached_tokens``).
 * a wrong key: 401 ``invalid_api_key``; ``rate_limited`` requests: 429 with
-  ``Retry-After``.
+  ``Retry-After``; while ``failing`` is set, every request gets that status (500, 503).
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ class OpenAIEmulator:
         self.requests: list[dict[str, Any]] = []
         self.rate_limited = 0  # the next this many requests get a 429
         self.retry_after_s = 1.0
+        self.failing: int | None = None  # every request gets this status (500, 503)
         self._prompts: list[list[str]] = []
         self.app = self._build()
 
@@ -106,6 +107,9 @@ class OpenAIEmulator:
                 return error(429, "Rate limit reached for requests. Please try again in 1s.",
                              kind="requests", code="rate_limit_exceeded",
                              headers={"retry-after": f"{self.retry_after_s:g}"})  # fmt: skip
+            if self.failing is not None:
+                message = "The server had an error while processing your request. Sorry about that!"
+                return error(self.failing, message, kind="server_error")
             refused = self._refusal(body)
             return refused or self._answer(body)
 
