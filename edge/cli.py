@@ -348,12 +348,12 @@ def stats() -> None:
         ledger = Ledger(settings.resolved_ledger_path())
     except RelayError as exc:
         raise fail(exc) from exc
-    table = Table("period", "calls", "cloud tokens", "prompt tokens", "of them cached",
-                  "cost (USD)", title="relayllm cloud spend")  # fmt: skip
+    title = "relayllm cloud spend (tokens; cached: prompt tokens read from a cache)"
+    table = Table("", "calls", "completion", "prompt", "cached", "USD", title=title)
     rows = [("today", ledger.spend("day")), ("this month", ledger.spend("month"))]
-    rows += [(f"month: {name or '(unnamed)'}", spend)
+    rows += [(f"  cloud {name or '(unnamed)'}", spend)
              for name, spend in ledger.by_cloud("month").items()]  # fmt: skip
-    rows += [(f"month: {model}", spend) for model, spend in ledger.by_model("month").items()]
+    rows += [(f"  model {model}", spend) for model, spend in ledger.by_model("month").items()]
     for label, spend in rows:
         table.add_row(label, str(spend.calls), str(spend.tokens), str(spend.prompt_tokens),
                       str(spend.cached_tokens), f"{spend.usd:.4f}")  # fmt: skip

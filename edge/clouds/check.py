@@ -44,9 +44,11 @@ class CloudCheck:
     def line(self) -> str:
         """One line for people."""
         latency = f"first token {self.first_token_ms:.0f} ms" if self.first_token_ms else ""
-        price = f"${self.price.prompt:g}/${self.price.completion:g} per M"
+        price = f"${self.price.prompt:g}/${self.price.completion:g} per M tokens"
         if self.price.cached_prompt is not None:
             price += f" (cached ${self.price.cached_prompt:g})"
+        if not (self.price.prompt or self.price.completion):
+            price = "no prices set"
         parts = [f"{'ok' if self.ok else 'FAILED'} {self.name}", f"{self.api} ({self.how})",
                  f"auth {self.auth}", self.model or "(no model)", latency,
                  self.verdict, price, self.error]  # fmt: skip
@@ -68,9 +70,15 @@ def check_clouds(settings: EdgeSettings) -> list[CloudCheck]:
 def _check(http: HttpCloud, price: Price) -> CloudCheck:
     def result(probe: ProbeResult | None, error: CloudError | None) -> CloudCheck:
         error = error or (probe.error if probe else None)
+        api, how = str(http.api), http.how
+        if api == "auto" and http.provider is not None:
+            api, how = http.provider.api, "known host"
+        auth = _auth(error, probe)
+        if not http.api_key and http.provider is not None:
+            auth = f"no key (set {http.provider.key_env})"
         return CloudCheck(
-            name=http.name, url=http.base_url, api=str(http.api), how=http.how,
-            model=http.model or "", auth=_auth(error, probe), price=price,
+            name=http.name, url=http.base_url, api=api, how=how,
+            model=http.model or "", auth=auth, price=price,
             first_token_ms=probe.first_token_ms if probe else None,
             verdict=(probe.verdict or "") if probe else "", error=error.message if error else "",
         )  # fmt: skip

@@ -52,12 +52,17 @@ PROVIDERS: dict[str, Provider] = {
         Quirks(drop=frozenset({"seed"})),
         base_url="https://api.deepseek.com/beta",
     ),
-    # https://docs.mistral.ai/api/: random_seed, not seed; stream_options is refused (422)
+    # https://docs.mistral.ai/api/: random_seed, not seed; stream_options is refused (422);
+    # https://docs.mistral.ai/guides/prefix/: the reply starts with the prefix itself
     "api.mistral.ai": Provider(
         "mistral",
         "chat-prefix",
         "MISTRAL_API_KEY",
-        Quirks(drop=frozenset({"stream_options"}), rename={"seed": "random_seed"}),
+        Quirks(
+            drop=frozenset({"stream_options"}),
+            rename={"seed": "random_seed"},
+            flags=frozenset({"echoes-prefix"}),
+        ),
     ),
     # https://ai.google.dev/gemini-api/docs/openai: unknown fields are refused
     "generativelanguage.googleapis.com": Provider(
