@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# LiteLLM's proxy, a real peer in the tests, lives in a venv of its own: its pins
+# (rich<14 among them) would otherwise move the project's.
+LITELLM_VENV ?= .venv-litellm
+LITELLM_STAMP := $(LITELLM_VENV)/.installed
 
 .PHONY: setup demo test lint bench clean
 
@@ -23,10 +27,15 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -c constraints.txt -e '.[cloud,dev,train]'
 	touch $(STAMP)
 
+$(LITELLM_STAMP):
+	$(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/python -m pip install --quiet 'litellm[proxy]==1.108.7'
+	touch $(LITELLM_STAMP)
+
 demo: setup
 	$(BIN)/relay demo
 
-test: setup
+test: setup $(LITELLM_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -34,4 +43,4 @@ bench: setup
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(LITELLM_VENV) .pytest_cache .ruff_cache .hypothesis
