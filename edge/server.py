@@ -45,7 +45,15 @@ from edge.openai_compat.server import (
 )
 from edge.runtime import Relay
 from protocol.errors import Overloaded
-from protocol.events import CallFinished, CallSkipped, CallStarted, DoneEvent, RelayEvent, TextEvent
+from protocol.events import (
+    CallFinished,
+    CallSkipped,
+    CallStarted,
+    CloudSkipped,
+    DoneEvent,
+    RelayEvent,
+    TextEvent,
+)
 from protocol.stops import StopMatcher
 from protocol.wire import (
     SSE_DONE,
@@ -284,34 +292,52 @@ async def _chunks(
 def _call_of(event: RelayEvent) -> RelayCall | None:
     if isinstance(event, CallStarted):
         return RelayCall(call_id=event.call_id, requested=event.requested, granted=event.granted)
+    if isinstance(event, CloudSkipped):
+        return RelayCall(call_id=event.call_id, outcome="cloud_skipped", cloud=event.cloud,
+                         reason=event.reason)  # fmt: skip
     if isinstance(event, CallFinished):
         return RelayCall(call_id=event.call_id, outcome=event.outcome, tokens=event.tokens,
-                         reason=event.note)  # fmt: skip
+                         reason=event.note, cloud=event.cloud)  # fmt: skip
     if isinstance(event, CallSkipped):
         return RelayCall(requested=event.requested, outcome="skipped", reason=event.reason)
     return None
 
 
 def _models(relay: Relay) -> dict[str, str]:
+    """The SLM and the first cloud (``clouds`` in /health lists them all)."""
     settings = relay.settings
-    cloud = "offline" if settings.offline else settings.cloud_model or "(the endpoint's first)"
-    return {"slm": relay.model.path.name, "cloud_model": cloud, "cloud_url": settings.cloud_url}
+    first = (relay.clouds or [{}])[0]
+    cloud = first.get("model") or "(the endpoint's first)"
+    if settings.offline:
+        cloud = "offline"
+    url = first.get("url", settings.cloud_url)
+    return {"slm": relay.model.path.name, "cloud_model": cloud, "cloud_url": url}
 
 
 async def _cloud_health(relay: Relay) -> dict[str, Any]:
+    """Whether each cloud answers its model list (within 2 s), its family and breaker; the
+    first cloud's figures also at the top level."""
     if relay.settings.offline:
-        return {"reachable": False, "breaker": "offline"}
-    key = relay.settings.cloud_key
-    headers = {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
+        return {"reachable": False, "breaker": "offline", "clouds": []}
+    guarded = getattr(relay.loop.cloud, "clouds", ())
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        checks = await asyncio.gather(*(_reachable(client, c.http) for c in guarded))
+    clouds = [info | check for info, check in zip(relay.clouds, checks)]
+    first = clouds[0] if clouds else {"reachable": False, "breaker": "none"}
+    return {key: first.get(key) for key in ("reachable", "detail", "breaker", "latency_ms")} | {
+        "clouds": clouds
+    }
+
+
+async def _reachable(client: httpx.AsyncClient, cloud: Any) -> dict[str, Any]:
+    url, headers = cloud.listing_request()
     started = time.monotonic()
     try:
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            answer = await client.get(f"{relay.settings.cloud_url.rstrip('/')}/models",
-                                      headers=headers)  # fmt: skip
+        answer = await client.get(url, headers=headers)
         reachable, detail = answer.status_code < 500, f"answered {answer.status_code}"
     except httpx.HTTPError as exc:
         reachable, detail = False, f"{type(exc).__name__}"
-    return {"reachable": reachable, "detail": detail, "breaker": relay.breaker_state,
+    return {"reachable": reachable, "detail": detail,
             "latency_ms": round((time.monotonic() - started) * 1000, 1)}  # fmt: skip
 
 

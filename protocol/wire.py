@@ -272,14 +272,16 @@ class ChatCompletion(_Response):
 
 
 class RelayCall(WireModel):
-    """relayllm extension: a call began (``outcome`` unset), ended, or was skipped."""
+    """relayllm extension: a call began (``outcome`` unset), passed a cloud over
+    (``cloud_skipped``), ended, or was skipped; ``cloud`` names the cloud concerned."""
 
     call_id: str = ""
     requested: int = Field(0, ge=0)
     granted: int = Field(0, ge=0)
-    outcome: Literal["ok", "fallback", "refused", "skipped"] | None = None
+    outcome: Literal["ok", "fallback", "refused", "skipped", "cloud_skipped"] | None = None
     tokens: int = Field(0, ge=0)
     reason: str = ""
+    cloud: str = ""
 
 
 class ChatDelta(WireModel):

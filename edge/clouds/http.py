@@ -143,6 +143,13 @@ class HttpCloud:
         reply, quirks = speaker.read_probe("".join(pieces), target.quirks)
         return ProbeResult(api, reply, first, None, quirks)
 
+    def listing_request(self) -> tuple[str, dict[str, str]]:
+        """Where this cloud lists its models, and the headers that may ask (a health check)."""
+        speaker, target = self._speaker or self._speaker_for(
+            "completions" if self.setting == "auto" else self.setting, "", Quirks()
+        )
+        return speaker.models_url(target.base_url), speaker.headers(target)
+
     def close(self) -> None:
         self._closer()
 

@@ -211,3 +211,24 @@ def test_version_is_the_installed_one() -> None:
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.output.strip() == f"relayllm {version('relayllm')}"
+
+
+def test_cloud_flags_go_with_their_own_url(data_dir: Path) -> None:
+    from edge.cli import settings_from
+
+    one = settings_from(cloud_url=["http://a/v1"], cloud_key=["ka"], cloud_api=["chat"])
+    assert (one.cloud_url, one.cloud_api, one.clouds) == ("http://a/v1", "chat", [])
+    two = settings_from(cloud_url=["http://a/v1", "http://b/v1"], cloud_key=["ka"],
+                        cloud_model=["ma", "mb"])  # fmt: skip
+    first, second = two.cloud_list()
+    assert (first.key.get_secret_value(), first.model) == ("ka", "ma")  # type: ignore[union-attr]
+    assert (second.key, second.model) == (None, "mb")  # a key never goes to another URL
+    mismatch = CliRunner().invoke(app, ["cloud", "check", "--cloud-url", "http://a/v1",
+                                        "--cloud-key", "k1", "--cloud-key", "k2"])  # fmt: skip
+    assert mismatch.exit_code == 2
+    assert "--cloud-key was given 2 times" in mismatch.output
+    old = CliRunner().invoke(app, ["cloud", "check", "--cloud-url", "http://127.0.0.1:9/v1"],
+                             env={"RELAYLLM_CLOUD_MODE": "raw"})  # fmt: skip
+    assert 'replaced by cloud_api = "completions"' in old.output
+    assert old.exit_code == 1
+    assert "Traceback" not in old.output

@@ -35,3 +35,45 @@ def test_values_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     for bad in ({"policy": "sometimes"}, {"max_tokens": 0}, {"temperature": 5}):
         with pytest.raises(ValidationError):
             EdgeSettings(**bad)  # type: ignore[arg-type]
+
+
+def test_clouds_in_order_from_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "relayllm.toml"
+    config.write_text(
+        '[[clouds]]\nurl = "https://api.openai.com/v1"\nmodel = "gpt-4o-mini"\n'
+        "[clouds.prices]\nprompt = 0.15\ncompletion = 0.6\ncached_prompt = 0.075\n"
+        "[clouds.caps]\nusd_per_day = 1.0\n"
+        '[[clouds]]\nurl = "https://api.anthropic.com"\nkey_env = "MY_CLAUDE_KEY"\n'
+        'model = "claude-haiku-4-5"\ncloud_api = "anthropic"\n'
+    )
+    monkeypatch.setenv("RELAYLLM_CONFIG", str(config))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
+    monkeypatch.setenv("MY_CLAUDE_KEY", "sk-ant-from-env")
+    settings = EdgeSettings()
+    first, second = settings.cloud_list()
+    assert (first.url, first.cloud_api, second.cloud_api) == (
+        "https://api.openai.com/v1", "auto", "anthropic")  # fmt: skip
+    assert settings.price_of(first).cached_prompt == 0.075
+    assert first.caps.usd_per_day == 1.0
+    from edge.clouds.build import http_clouds
+
+    monkeypatch.setenv("RELAYLLM_DATA_DIR", str(tmp_path))
+    openai, claude = http_clouds(settings)
+    assert (openai.name, openai.api_key) == ("openai", "sk-from-env")  # the provider's variable
+    assert (claude.name, claude.api_key) == ("anthropic", "sk-ant-from-env")
+
+
+def test_the_old_cloud_mode_still_works_with_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RELAYLLM_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("RELAYLLM_CLOUD_MODE", "chat")
+    settings = EdgeSettings()
+    assert settings.cloud_api == "chat-continue"
+    (note,) = settings.notes()
+    assert "cloud_api" in note
+    assert EdgeSettings(cloud_api="chat").cloud_api == "chat"  # the new setting wins
+    with pytest.raises(ValidationError):
+        EdgeSettings(cloud_api="openai")  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ requests are bounded whatever the chain's length."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -165,3 +166,39 @@ def test_one_cloud_behaves_as_before(
     assert served_by(events) == [("only", "ok")]  # the last cloud waits and retries
     # the 429, then gpt-4o-mini's refusal of reasoning_effort (learned), then the answer
     assert len(openai_cloud.emulator.requests) == 3
+
+
+def test_relay_serve_says_which_cloud_served_and_which_were_passed_over(
+    slm_path: Path, tmp_path: Path, openai_cloud: Served
+) -> None:
+    import httpx
+
+    from tests.edge.test_serve import serve
+
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    flags = ("--cloud-url", dead, "--cloud-key", "k0", "--cloud-model", "m",
+             "--cloud-url", openai_cloud.url, "--cloud-key", openai_cloud.key,
+             "--cloud-model", openai_cloud.model, "--cloud-api", "chat", "--cloud-api", "chat",
+             "--policy", "cloud", "--max-tokens", "12")  # fmt: skip
+    with contextlib.contextmanager(serve)(slm_path, tmp_path, *flags) as base:
+        health = httpx.get(f"{base}/health", timeout=30).json()
+        body = {"model": "relayllm", "stream": True,
+                "messages": [{"role": "user", "content": "Why is the sky blue?"}]}  # fmt: skip
+        with httpx.stream("POST", f"{base}/v1/chat/completions", json=body, timeout=60) as reply:
+            lines = [line for line in reply.iter_lines() if line.startswith("data: {")]
+    first, second = health["cloud"]["clouds"]
+    assert (first["reachable"], second["reachable"]) == (False, True)
+    assert second["api"] == "chat"
+    calls = [d["relay_call"] for d in _deltas(lines) if d.get("relay_call")]
+    assert {"cloud_skipped"} <= {c.get("outcome") for c in calls}
+    skipped_one = next(c for c in calls if c.get("outcome") == "cloud_skipped")
+    assert skipped_one["cloud"] == dead.removeprefix("http://").removesuffix("/v1")
+    ok = next(c for c in calls if c.get("outcome") == "ok")
+    assert ok["cloud"] == second["name"]
+
+
+def _deltas(lines: list[str]) -> list[dict[str, Any]]:
+    import json
+
+    chunks = [json.loads(line.removeprefix("data: ")) for line in lines]
+    return [choice["delta"] for chunk in chunks for choice in chunk["choices"]]
