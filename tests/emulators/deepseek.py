@@ -47,7 +47,16 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from tests.emulators.scripted import NEW_TURN, Script, pieces, token_count
+from tests.emulators.scripted import (
+    NEW_TURN,
+    Script,
+    cut_at_stop,
+    pieces,
+    shared_prefix,
+    sse,
+    text_of,
+    token_count,
+)
 
 __all__ = ["REASONING", "DeepSeekEmulator"]
 
@@ -181,7 +190,7 @@ class DeepSeekEmulator:
         messages = body["messages"]
         last = messages[-1]
         if last["role"] == "assistant" and last.get("prefix"):
-            text = self.script.after(_text(last))  # the continuation alone
+            text = self.script.after(text_of(last))  # the continuation alone
         else:
             text = NEW_TURN  # a final plain assistant message is a finished turn
         reasons = body["model"] == "deepseek-reasoner" or (
@@ -189,7 +198,7 @@ class DeepSeekEmulator:
         )
         limit = body.get("max_tokens") or 4096
         thought = list(REASONING[:limit]) if reasons else []
-        whole = pieces(_cut(text, body.get("stop")))
+        whole = pieces(cut_at_stop(text, body.get("stop")))
         shown = whole[: max(0, limit - len(thought))]
         finish = "length" if len(shown) < len(whole) else "stop"  # a stop sequence: "stop"
         usage = self._usage(messages, len(shown) + len(thought), len(thought))
@@ -205,10 +214,10 @@ class DeepSeekEmulator:
 
     def _usage(self, messages: list[dict[str, Any]], completion: int,
                reasoning: int) -> dict[str, Any]:  # fmt: skip
-        words = [w for m in messages for w in f"{m['role']}: {_text(m)}".split()]
-        shared = max((_common(words, earlier) for earlier in self._prompts), default=0)
+        words = [w for m in messages for w in f"{m['role']}: {text_of(m)}".split()]
+        shared = max((shared_prefix(words, earlier) for earlier in self._prompts), default=0)
         self._prompts.append(words)
-        prompt = sum(token_count(_text(m)) for m in messages)
+        prompt = sum(token_count(text_of(m)) for m in messages)
         hit = min(shared, prompt) // CACHE_UNIT * CACHE_UNIT
         return {
             "prompt_tokens": prompt, "completion_tokens": completion,
@@ -266,27 +275,6 @@ def _parameter_refusal(body: dict[str, Any]) -> Response | None:
     return None
 
 
-def _text(message: dict[str, Any]) -> str:
-    content = message.get("content")
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return content if isinstance(content, str) else ""
-
-
-def _cut(text: str, stop: str | list[str] | None) -> str:
-    """``text`` up to its first stop sequence (the sequence left out)."""
-    stops = [stop] if isinstance(stop, str) else list(stop or [])
-    found = [i for s in stops if s and (i := text.find(s)) >= 0]
-    return text[: min(found)] if found else text
-
-
-def _common(a: list[str], b: list[str]) -> int:
-    n = 0
-    while n < min(len(a), len(b)) and a[n] == b[n]:
-        n += 1
-    return n
-
-
 def _chunk(body: dict[str, Any], kind: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
     return {"id": str(uuid.uuid4()), "object": kind, "created": int(time.time()),
             "model": body["model"], "system_fingerprint": "fp_x", "choices": choices}  # fmt: skip
@@ -299,12 +287,10 @@ async def _events(
     finish: str,
     usage: dict[str, Any] | None,
 ) -> AsyncIterator[bytes]:
-    def event(data: dict[str, Any]) -> bytes:
-        return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
     def delta(content: dict[str, Any], reason: str | None = None) -> bytes:
         choice = {"index": 0, "delta": content, "logprobs": None, "finish_reason": reason}
-        return event(_chunk(body, "chat.completion.chunk", [choice]) | {"usage": None})
+        return sse(_chunk(body, "chat.completion.chunk", [choice]) | {"usage": None})
 
     yield delta({"role": "assistant", "content": ""})
     for piece in thought:
@@ -313,5 +299,5 @@ async def _events(
         yield delta({"content": piece})
     yield delta({"content": ""}, finish)
     if usage is not None:
-        yield event(_chunk(body, "chat.completion.chunk", []) | {"usage": usage})
+        yield sse(_chunk(body, "chat.completion.chunk", []) | {"usage": usage})
     yield b"data: [DONE]\n\n"

@@ -37,7 +37,15 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from tests.emulators.scripted import NEW_TURN, Script, pieces, token_count
+from tests.emulators.scripted import (
+    NEW_TURN,
+    Script,
+    cut_at_stop,
+    pieces,
+    sse,
+    text_of,
+    token_count,
+)
 
 __all__ = ["MistralEmulator"]
 
@@ -154,7 +162,7 @@ class MistralEmulator:
             last["role"] == "assistant" and last.get("prefix")
         ):
             return order_error(last["role"])
-        if last.get("prefix") and not _text(last):
+        if last.get("prefix") and not text_of(last):
             # our wording: the docs do not say what an empty prefix gets
             return error(400, "An assistant message with prefix True must not be empty")
         return None
@@ -162,11 +170,11 @@ class MistralEmulator:
     def _answer(self, body: dict[str, Any]) -> Response:
         messages = body["messages"]
         last = messages[-1]
-        prefix = _text(last) if last.get("prefix") else ""
+        prefix = text_of(last) if last.get("prefix") else ""
         text = self.script.after(prefix) if prefix else NEW_TURN
         limit = body.get("max_tokens")
         limit = DEFAULT_MAX_TOKENS if limit is None else limit
-        whole = pieces(_cut(text, body.get("stop")))
+        whole = pieces(cut_at_stop(text, body.get("stop")))
         shown = whole[:limit]
         finish = "length" if len(shown) < len(whole) else "stop"  # a stop sequence: "stop"
         # The prefix is echoed before the continuation, and only the continuation's pieces
@@ -174,7 +182,7 @@ class MistralEmulator:
         # is streamed as the pieces of the whole text, so one piece may hold the prefix's
         # end and the continuation's start, as a model's tokens would.
         reply = prefix + "".join(shown)
-        prompt = sum(token_count(_text(m)) for m in messages)
+        prompt = sum(token_count(text_of(m)) for m in messages)
         usage = {"prompt_tokens": prompt, "total_tokens": prompt + len(shown),
                  "completion_tokens": len(shown)}  # fmt: skip
         if not body.get("stream"):
@@ -250,20 +258,6 @@ def _invalid(detail: list[dict[str, Any]]) -> Response:
     return error(422, {"detail": detail})
 
 
-def _text(message: dict[str, Any]) -> str:
-    content = message.get("content")
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return content if isinstance(content, str) else ""
-
-
-def _cut(text: str, stop: str | list[str] | None) -> str:
-    """``text`` up to its first stop sequence (the sequence left out)."""
-    stops = [stop] if isinstance(stop, str) else list(stop or [])
-    found = [i for s in stops if s and (i := text.find(s)) >= 0]
-    return text[: min(found)] if found else text
-
-
 def _chunk(body: dict[str, Any], kind: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
     return {"id": uuid.uuid4().hex, "object": kind, "created": int(time.time()),
             "model": body["model"], "choices": choices}  # fmt: skip
@@ -276,11 +270,8 @@ async def _events(
         choice = {"index": 0, "delta": content, "finish_reason": reason}
         return _chunk(body, "chat.completion.chunk", [choice])
 
-    def event(data: dict[str, Any]) -> bytes:
-        return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
-
-    yield event(delta({"role": "assistant", "content": ""}))
+    yield sse(delta({"role": "assistant", "content": ""}))
     for piece in shown:
-        yield event(delta({"content": piece}))
-    yield event(delta({"content": ""}, finish) | {"usage": usage})
+        yield sse(delta({"content": piece}))
+    yield sse(delta({"content": ""}, finish) | {"usage": usage})
     yield b"data: [DONE]\n\n"

@@ -36,7 +36,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from tests.emulators.scripted import NEW_TURN, Script, pieces, token_count
+from tests.emulators.scripted import (
+    NEW_TURN,
+    Script,
+    pieces,
+    shared_prefix,
+    sse,
+    token_count,
+)
 
 __all__ = ["CONTINUE_MARKER", "OpenAIEmulator"]
 
@@ -189,7 +196,7 @@ class OpenAIEmulator:
 
     def _usage(self, messages: list[dict[str, Any]], completion: int, hidden: int) -> dict:
         words = [w for m in messages for w in f"{m['role']}: {m['content']}".split()]
-        shared = max((_common(words, earlier) for earlier in self._prompts), default=0)
+        shared = max((shared_prefix(words, earlier) for earlier in self._prompts), default=0)
         self._prompts.append(words)
         cached = shared // 128 * 128 if len(words) >= 1024 and shared >= 1024 else 0
         prompt = sum(token_count(f"{m['role']}: {m['content']}") for m in messages)
@@ -205,13 +212,6 @@ def _reasons(model: str) -> bool:
     return model.startswith(("o1", "o3", "o4", "gpt-5"))
 
 
-def _common(a: list[str], b: list[str]) -> int:
-    n = 0
-    while n < min(len(a), len(b)) and a[n] == b[n]:
-        n += 1
-    return n
-
-
 def _chunk(body: dict[str, Any], kind: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
     return {"id": "chatcmpl-emulated", "object": kind, "created": int(time.time()),
             "model": body["model"], "choices": choices}  # fmt: skip
@@ -220,17 +220,15 @@ def _chunk(body: dict[str, Any], kind: str, choices: list[dict[str, Any]]) -> di
 async def _events(
     body: dict[str, Any], shown: list[str], finish: str, usage: dict[str, Any] | None
 ) -> AsyncIterator[bytes]:
-    def event(data: dict[str, Any]) -> bytes:
-        return f"data: {json.dumps(data)}\n\n".encode()
 
     def delta(content: dict[str, Any], reason: str | None = None) -> bytes:
         choice = {"index": 0, "delta": content, "logprobs": None, "finish_reason": reason}
-        return event(_chunk(body, "chat.completion.chunk", [choice]) | {"usage": None})
+        return sse(_chunk(body, "chat.completion.chunk", [choice]) | {"usage": None})
 
     yield delta({"role": "assistant", "content": ""})
     for piece in shown:
         yield delta({"content": piece})
     yield delta({}, finish)
     if usage is not None:
-        yield event(_chunk(body, "chat.completion.chunk", []) | {"usage": usage})
+        yield sse(_chunk(body, "chat.completion.chunk", []) | {"usage": usage})
     yield b"data: [DONE]\n\n"

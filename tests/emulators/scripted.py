@@ -10,13 +10,26 @@ before its first word (``leading_space=False``), as chat models do.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from edge.clouds.probe import PROBE_ANSWER
 
-__all__ = ["GOES_ON", "KNOWN", "NEW_TURN", "Script", "pieces", "token_count"]
+__all__ = [
+    "GOES_ON",
+    "KNOWN",
+    "NEW_TURN",
+    "Script",
+    "cut_at_stop",
+    "pieces",
+    "shared_prefix",
+    "sse",
+    "text_of",
+    "token_count",
+]
 
 COUNT = ", ".join(str(n) for n in range(1, 21)) + "."
 SKY = (
@@ -40,6 +53,34 @@ def pieces(text: str) -> list[str]:
 def token_count(text: str) -> int:
     """What the emulators bill for ``text``: words and punctuation marks."""
     return len(re.findall(r"\w+|[^\w\s]", text))
+
+
+def text_of(message: dict[str, Any]) -> str:
+    """A chat message's text, whether its content is a string or a list of text parts."""
+    content = message.get("content")
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else ""
+
+
+def cut_at_stop(text: str, stop: str | list[str] | None) -> str:
+    """``text`` up to its first stop sequence (the sequence left out)."""
+    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    found = [i for s in stops if s and (i := text.find(s)) >= 0]
+    return text[: min(found)] if found else text
+
+
+def shared_prefix(a: Sequence[str], b: Sequence[str]) -> int:
+    """How many leading items ``a`` and ``b`` share (a prompt cache's hit)."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def sse(data: dict[str, Any]) -> bytes:
+    """One server-sent event carrying ``data`` as JSON."""
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
 @dataclass

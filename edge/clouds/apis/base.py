@@ -33,6 +33,7 @@ __all__ = [
     "OpenAIStyle",
     "Target",
     "bearer",
+    "chat_body",
 ]
 
 CloudApi = Literal["completions", "chat-continue", "chat-prefix", "anthropic", "chat"]
@@ -135,6 +136,23 @@ class Conversation:
         """System and turns as OpenAI chat messages (the partial answer not included)."""
         head = [{"role": "system", "content": self.system}] if self.system and system_role else []
         return head + [{"role": m.role, "content": m.content} for m in self.turns]
+
+
+def chat_body(
+    request: CloudRequest, target: Target, messages: list[dict[str, Any]], *, max_stops: int,
+    **more: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """A streamed ``/chat/completions`` body of OpenAI's documented fields (and ``more``)."""
+    body: dict[str, Any] = {
+        "model": target.model, "messages": messages, "max_tokens": request.max_tokens,
+        "temperature": target.temperature_for(request), "stream": True,
+        "stream_options": {"include_usage": True}, **more,
+    }  # fmt: skip
+    if stop := target.stops_for(request, max_stops):
+        body["stop"] = stop
+    if request.seed is not None:
+        body["seed"] = request.seed
+    return body
 
 
 def bearer(target: Target) -> dict[str, str]:

@@ -25,6 +25,7 @@ from edge.clouds.apis.base import (
     Conversation,
     OpenAIStyle,
     Target,
+    chat_body,
 )
 from edge.clouds.client import CloudRequest
 from edge.clouds.seam import Seam
@@ -42,16 +43,8 @@ class Chat(OpenAIStyle):
 
     def call(self, request: CloudRequest, target: Target) -> ApiCall:
         talk = Conversation.of(request.messages)
-        body: dict[str, Any] = {
-            "model": target.model, "messages": instructed(talk),
-            "max_tokens": request.max_tokens, "temperature": target.temperature_for(request),
-            "stream": True, "stream_options": {"include_usage": True},
-            "reasoning_effort": "none", "prompt_cache_key": cache_key(talk),
-        }  # fmt: skip
-        if stop := target.stops_for(request, MAX_STOPS):
-            body["stop"] = stop
-        if request.seed is not None:
-            body["seed"] = request.seed
+        body = chat_body(request, target, instructed(talk), max_stops=MAX_STOPS,
+                         reasoning_effort="none", prompt_cache_key=cache_key(talk))  # fmt: skip
         return ApiCall(
             url=endpoint(target.base_url, "chat"),
             body=target.quirks.apply(body),

@@ -11,8 +11,6 @@ with all of it. With no partial answer yet, the conversation is sent as it is.
 
 from __future__ import annotations
 
-from typing import Any
-
 from edge.clouds.apis.base import (
     PROBE_ANSWER,
     ApiCall,
@@ -20,6 +18,7 @@ from edge.clouds.apis.base import (
     Conversation,
     OpenAIStyle,
     Target,
+    chat_body,
 )
 from edge.clouds.apis.quirks import Quirks
 from edge.clouds.client import CloudRequest
@@ -43,15 +42,7 @@ class ChatPrefix(OpenAIStyle):
         messages = talk.openai_messages()
         if talk.partial:
             messages.append({"role": "assistant", "content": talk.partial, "prefix": True})
-        body: dict[str, Any] = {
-            "model": target.model, "messages": messages, "max_tokens": request.max_tokens,
-            "temperature": target.temperature_for(request), "stream": True,
-            "stream_options": {"include_usage": True},
-        }  # fmt: skip
-        if stop := target.stops_for(request, MAX_STOP_SEQUENCES):
-            body["stop"] = stop
-        if request.seed is not None:
-            body["seed"] = request.seed
+        body = chat_body(request, target, messages, max_stops=MAX_STOP_SEQUENCES)
         return ApiCall(
             url=endpoint(target.base_url, "chat"),
             body=target.quirks.apply(body),

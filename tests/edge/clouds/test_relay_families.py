@@ -73,14 +73,15 @@ def test_every_family_splices_what_it_shows(
     settings = settings_for(served.url, served.key, served.model)  # auto finds the family
     spy, record, events = relayed(slm, settings)
     assert_consistent(spy, record, events)
-    (finished,) = [e for e in events if isinstance(e, CallFinished)]
+    finished = next(e for e in events if isinstance(e, CallFinished))  # the forced call
     assert finished.outcome == "ok"
     assert finished.cloud == record.calls[0].cloud != ""
-    cloud_text = "".join(e.text for e in events if isinstance(e, TextEvent) and e.source == "llm")
+    before = events[: events.index(finished)]
+    cloud_text = "".join(e.text for e in before if isinstance(e, TextEvent) and e.source == "llm")
     assert cloud_text
     assert SKY.startswith(PARTIAL + cloud_text)  # nothing lost, nothing doubled at the seam
     call = record.calls[0]
-    ((cloud, prompt, completion, outcome),) = ledger_rows(settings)
+    (cloud, prompt, completion, outcome), *_ = ledger_rows(settings)
     assert (cloud, outcome) == (finished.cloud, "ok")
     assert (prompt, completion) == (call.prompt_tokens, call.completion_tokens)
     assert completion >= 1
@@ -97,9 +98,10 @@ def test_relay_cloud_families_splice_what_they_show(
     settings = settings_for(f"{cloud_url}/v1", "key-a", "cloud-test", api)
     spy, record, events = relayed(slm, settings)
     assert_consistent(spy, record, events)
-    assert [e.outcome for e in events if isinstance(e, CallFinished)] == ["ok"]
-    (body,) = [r["body"] for r in audited(settings)]
-    assert "SmolLM" not in json.dumps(body)  # the template's own system prompt stays here
+    outcomes = [e.outcome for e in events if isinstance(e, CallFinished)]
+    assert outcomes[0] == "ok"  # (the SLM may ask again after it)
+    body, *_ = [r["body"] for r in audited(settings)]
+    assert not any("SmolLM" in json.dumps(r["body"]) for r in audited(settings))
     if api == "completions":
         assert body["prompt"].endswith(PARTIAL)
 
