@@ -184,14 +184,12 @@ def settings_from(**flags: Any) -> EdgeSettings:
     return settings
 
 
-def _cloud_flags(
-    urls: list[str] | None, keys: list[str] | None, models: list[str] | None,
-    apis: list[str] | None,
-) -> dict[str, Any]:  # fmt: skip
-    """The cloud flags as settings: one URL is ``cloud_url``; several are ``clouds`` in order,
-    the n-th key, model and API going with the n-th URL (a key never goes to another URL)."""
-    urls = urls or []
-    columns = {"key": keys or [], "model": models or [], "cloud_api": apis or []}
+def _cloud_flags(*given: str | list[str] | None) -> dict[str, Any]:
+    """The cloud flags (URLs, keys, models, APIs) as settings: one URL is ``cloud_url``;
+    several are ``clouds`` in order, the n-th key, model and API going with the n-th URL (a
+    key never goes to another URL)."""
+    urls, keys, models, apis = ([v] if isinstance(v, str) else list(v or []) for v in given)
+    columns = {"key": keys, "model": models, "cloud_api": apis}
     for name, values in columns.items():
         if len(values) > max(1, len(urls)):
             flag = "--" + ("cloud-" + name).replace("cloud-cloud_api", "cloud-api")

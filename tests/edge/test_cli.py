@@ -218,6 +218,7 @@ def test_cloud_flags_go_with_their_own_url(data_dir: Path) -> None:
 
     one = settings_from(cloud_url=["http://a/v1"], cloud_key=["ka"], cloud_api=["chat"])
     assert (one.cloud_url, one.cloud_api, one.clouds) == ("http://a/v1", "chat", [])
+    assert settings_from(cloud_url="http://a/v1").cloud_list()[0].url == "http://a/v1"  # relay demo
     two = settings_from(cloud_url=["http://a/v1", "http://b/v1"], cloud_key=["ka"],
                         cloud_model=["ma", "mb"])  # fmt: skip
     first, second = two.cloud_list()

@@ -87,3 +87,18 @@ def test_a_cloud_that_does_not_continue_is_reported(env: dict[str, str]) -> None
         code, output = check(env, Served(restarting, url, restarting.key, "gpt-4o-mini"))
     assert code == 1
     assert "no API continues a partial answer there" in output
+
+
+@pytest.mark.parametrize(
+    ("api", "how"),
+    [("completions", "configured"), ("chat-continue", "configured"), ("auto", "relay-cloud")],
+)
+def test_relay_cloud_passes_in_both_of_its_families(
+    env: dict[str, str], cloud_url: str, api: str, how: str
+) -> None:
+    args = ["cloud", "check", "--cloud-url", f"{cloud_url}/v1", "--cloud-key", "key-a",
+            "--cloud-api", api]  # fmt: skip
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert f"({how})" in result.output
+    assert "continued" in result.output
