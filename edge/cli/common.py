@@ -1,0 +1,151 @@
+"""What every ``relay`` command shares: the app, the consoles, the options, the settings.
+
+Exit codes: 0 done; 1 something failed (one line on stderr says what); 2 bad
+usage; 3 ``--require-cloud`` and a cloud call failed; 130 stopped with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from protocol.errors import RelayError
+
+if TYPE_CHECKING:
+    from edge.settings import EdgeSettings
+
+DEFAULT_CLOUD_URL = "http://127.0.0.1:8300/v1"
+DEFAULT_SERVE_PORT = 8400
+
+app = typer.Typer(
+    help="relayllm on this device: a small local model that asks the cloud for help. "
+    f"The default cloud is {DEFAULT_CLOUD_URL} (relay-cloud serve on this machine).",
+    no_args_is_help=True,
+)
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)  # one error, one line: never wrapped at 80 columns
+
+
+def _print_version(given: bool) -> None:
+    if given:
+        from importlib.metadata import version
+
+        out.print(f"relayllm {version('relayllm')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """relayllm on this device: a small local model that asks the cloud for help."""
+
+
+def fail(exc: RelayError) -> typer.Exit:
+    """Print ``exc`` in red on stderr; the exit (code 1) for the caller to raise."""
+    err.print(f"[red]error:[/red] {escape(exc.message)}")
+    return typer.Exit(1)
+
+
+SlmOpt = Annotated[str | None, typer.Option("--slm", help="SLM GGUF path (default: bundled).")]
+UrlOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--cloud-url",
+        help=f"Cloud base URL (default: {DEFAULT_CLOUD_URL}); repeat it for clouds tried in order.",
+    ),
+]
+KeyOpt = Annotated[
+    list[str] | None, typer.Option("--cloud-key", help="API key of the cloud (one per URL).")
+]
+ModelOpt = Annotated[
+    list[str] | None, typer.Option("--cloud-model", help="Cloud model name (one per URL).")
+]
+ApiOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--cloud-api",
+        help="auto, completions, chat-continue, chat-prefix, anthropic or chat (one per URL).",
+    ),
+]
+PolicyOpt = Annotated[
+    str | None, typer.Option("--policy", help="learned, entropy, random, never or cloud.")
+]
+OfflineOpt = Annotated[bool | None, typer.Option("--offline", help="Never touch the network.")]
+CallsOpt = Annotated[
+    int | None, typer.Option("--max-calls", help="Most calls per answer (default: 4).")
+]
+TokensOpt = Annotated[
+    int | None, typer.Option("--max-tokens", help="Most tokens per answer (default: 512).")
+]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for reproducible answers.")]
+TempOpt = Annotated[
+    float | None, typer.Option("--temperature", help="SLM temperature (default: 0.7).")
+]
+
+
+def preload_llama() -> None:
+    """Start importing llama.cpp's bindings on a thread while the command reads its settings."""
+    threading.Thread(target=importlib.import_module, args=("llama_cpp",), daemon=True).start()
+
+
+def settings_from(**flags: Any) -> EdgeSettings:
+    """Flags given on the command line over environment, config file and defaults.
+
+    Only a flag that was not given is left out: ``--seed 0`` and ``--max-calls 0``
+    are values. A value out of bounds is a usage error (exit code 2). Settings
+    that still work but should change get one note each.
+    """
+    from pydantic import ValidationError
+
+    from edge.settings import EdgeSettings, config_path
+
+    clouds = _cloud_flags(*(flags.pop(n, None) for n in ("cloud_url", "cloud_key",
+                                                          "cloud_model", "cloud_api")))  # fmt: skip
+    given = {name: value for name, value in flags.items() if value is not None} | clouds
+    try:
+        settings = EdgeSettings(**given)
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"])
+            where = f"--{name.replace('_', '-')}"
+            if error["loc"][0] not in given:  # from the environment or the config file
+                where = f"{name} (RELAYLLM_{name.replace('.', '__').upper()} or {config_path()})"
+            err.print(f"[red]error:[/red] {where}: {error['msg']}")
+        raise typer.Exit(2) from exc
+    for note in settings.notes():
+        err.print(f"[yellow]note:[/yellow] {escape(note)}")
+    return settings
+
+
+def _cloud_flags(*given: str | list[str] | None) -> dict[str, Any]:
+    """The cloud flags (URLs, keys, models, APIs) as settings: one URL is ``cloud_url``;
+    several are ``clouds`` in order, the n-th key, model and API going with the n-th URL (a
+    key never goes to another URL)."""
+    urls, keys, models, apis = ([v] if isinstance(v, str) else list(v or []) for v in given)
+    columns = {"key": keys, "model": models, "cloud_api": apis}
+    for name, values in columns.items():
+        if len(values) > max(1, len(urls)):
+            flag = "--" + ("cloud-" + name).replace("cloud-cloud_api", "cloud-api")
+            err.print(f"[red]error:[/red] {flag} was given {len(values)} times but --cloud-url "
+                      f"{len(urls)}: give one per cloud, in the same order")  # fmt: skip
+            raise typer.Exit(2)
+    if len(urls) > 1:
+        rows = [{"url": url} | {n: v[i] for n, v in columns.items() if i < len(v)}
+                for i, url in enumerate(urls)]  # fmt: skip
+        return {"clouds": rows}
+    single = {"cloud_url": urls, "cloud_key": columns["key"], "cloud_model": columns["model"],
+              "cloud_api": columns["cloud_api"]}  # fmt: skip
+    flags = {name: values[0] for name, values in single.items() if values}
+    return flags | ({"clouds": []} if urls else {})  # a URL on the command line wins
