@@ -27,7 +27,7 @@ from edge.clouds.apis import ApiCall, ApiFamily, CloudApi, Quirks, Target, famil
 from edge.clouds.audit import AuditLog
 from edge.clouds.client import CloudEnd, CloudItem, CloudRequest, CloudText
 from edge.clouds.memory import ApiMemory, Learned
-from edge.clouds.probe import ProbeResult, find_api, probe_request
+from edge.clouds.probe import PROBE_THINKING_TOKENS, ProbeResult, find_api, probe_request
 from edge.clouds.providers import provider_for
 from edge.clouds.transport import Tally, stream_reply
 from edge.openai_compat import error_for_response, transport_errors
@@ -126,20 +126,30 @@ class HttpCloud:
     def try_api(
         self, api: CloudApi, model: str | None = None, quirks: Quirks | None = None
     ) -> ProbeResult:
-        """Send the probe (a known partial answer) in family ``api``; its raw reply or error."""
+        """Send the probe (a known partial answer) in family ``api``; its raw reply or error.
+
+        A reasoning model may spend the probe's few tokens thinking and show none: the
+        probe is then sent once more with room for its reasoning.
+        """
         model = model or self.model or self._first_model()
         speaker, target = self._speaker_for(api, model, quirks or self._preset(api))
-        pieces: list[str] = []
         started, first = time.monotonic(), None
-        try:
-            for item in self._send(speaker, target, probe_request()):
-                if isinstance(item, Sent):
-                    target = item.target
-                elif isinstance(item, str):
-                    first = first or (time.monotonic() - started) * 1000
-                    pieces.append(item)
-        except CloudError as exc:
-            return ProbeResult(api, "".join(pieces), first, exc, target.quirks)
+        for request in (probe_request(), probe_request(PROBE_THINKING_TOKENS)):
+            pieces, tally = [], None
+            try:
+                for item in self._send(speaker, target, request):
+                    if isinstance(item, Sent):
+                        target = item.target
+                    elif isinstance(item, str):
+                        first = first or (time.monotonic() - started) * 1000
+                        pieces.append(item)
+                    else:
+                        tally = item
+            except CloudError as exc:
+                return ProbeResult(api, "".join(pieces), first, exc, target.quirks)
+            thought = tally is not None and tally.completion_tokens >= request.max_tokens
+            if "".join(pieces).strip() or not thought:
+                break
         reply, quirks = speaker.read_probe("".join(pieces), target.quirks)
         return ProbeResult(api, reply, first, None, quirks)
 

@@ -25,6 +25,7 @@ from protocol.wire import ChatMessage
 __all__ = [
     "PROBE_ANSWER",
     "PROBE_QUESTION",
+    "PROBE_THINKING_TOKENS",
     "ProbeResult",
     "Verdict",
     "find_api",
@@ -33,19 +34,21 @@ __all__ = [
 ]
 
 PROBE_TOKENS = 8
+PROBE_THINKING_TOKENS = 256
+"""Room for a reasoning model's hidden thinking, when it spent the probe's tokens on it."""
 
 Verdict = Literal["continued", "repeated", "restarted", "answered anew", "empty"]
 _USABLE: dict[CloudApi, tuple[Verdict, ...]] = {"chat": ("continued", "repeated")}
 
 
-def probe_request() -> CloudRequest:
+def probe_request(max_tokens: int = PROBE_TOKENS) -> CloudRequest:
     """The known partial answer, for every family (ChatML for a raw completion)."""
     messages = (ChatMessage(role="user", content=PROBE_QUESTION),
                 ChatMessage(role="assistant", content=PROBE_ANSWER))  # fmt: skip
     prompt = f"<|im_start|>user\n{PROBE_QUESTION}<|im_end|>\n<|im_start|>assistant\n{PROBE_ANSWER}"
     return CloudRequest(
         call_id="probe", answer_id="probe", prompt=prompt, messages=messages,
-        max_tokens=PROBE_TOKENS, seed=0, stop=("<|im_end|>",), temperature=0.0, retries=0,
+        max_tokens=max_tokens, seed=0, stop=("<|im_end|>",), temperature=0.0, retries=0,
     )  # fmt: skip
 
 

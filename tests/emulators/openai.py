@@ -82,6 +82,7 @@ class OpenAIEmulator:
         self.rate_limited = 0  # the next this many requests get a 429
         self.retry_after_s = 1.0
         self.failing: int | None = None  # every request gets this status (500, 503)
+        self.reasoning_tokens = REASONING_TOKENS  # what a reasoning model thinks before it writes
         self._prompts: list[list[str]] = []
         self.app = self._build()
 
@@ -182,7 +183,7 @@ class OpenAIEmulator:
         else:
             text = NEW_TURN  # a final assistant message is a finished turn, never continued
         limit = body.get("max_completion_tokens") or body.get("max_tokens") or 4096
-        hidden = REASONING_TOKENS if _reasons(body["model"]) else 0
+        hidden = min(limit, self.reasoning_tokens) if _reasons(body["model"]) else 0
         shown = pieces(text)[: max(0, limit - hidden)]
         finish = "length" if len(shown) < len(pieces(text)) else "stop"
         usage = self._usage(messages, len(shown) + hidden, hidden)

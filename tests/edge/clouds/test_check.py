@@ -102,3 +102,17 @@ def test_relay_cloud_passes_in_both_of_its_families(
     assert result.exit_code == 0, result.output
     assert f"({how})" in result.output
     assert "continued" in result.output
+
+
+def test_a_reasoning_model_that_thinks_through_the_probe_still_passes(
+    env: dict[str, str], openai_cloud: Served
+) -> None:
+    openai_cloud.emulator.reasoning_tokens = 12  # more than the probe's 8 tokens
+    thinking = Served(openai_cloud.emulator, openai_cloud.url, openai_cloud.key, "o3-mini")
+    code, output = check(env, thinking)
+    assert code == 0, output
+    assert "chat (probed)" in output
+    assert "continued" in output
+    sent = openai_cloud.emulator.requests[-1]
+    assert sent["max_completion_tokens"] > 12  # the probe again, with room to think
+    assert sent["reasoning_effort"] == "low"
