@@ -252,7 +252,14 @@ class HttpCloud:
         return family(api), target
 
     def _first_model(self) -> str:
-        """The cloud's first listed model."""
+        """The cloud's first listed model (a hosted provider's list is no choice: it is asked
+        for one)."""
+        if self.provider is not None:
+            raise UpstreamError(
+                f"{self.provider.name} serves many models: name one (--cloud-model, cloud_model, "
+                "or model in [[clouds]])",
+                status_code=400,
+            )
         listed = self._listing()
         try:
             self.model = str(listed[0]["id"])

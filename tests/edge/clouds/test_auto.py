@@ -83,3 +83,9 @@ def test_a_cloud_that_continues_nothing_is_not_probed_twice() -> None:
         with pytest.raises(UpstreamError, match="no API continues"):
             list(cloud.stream(call("The sky is ")))
         assert len(emulator.requests) == sent
+
+
+def test_a_hosted_provider_must_be_told_which_model() -> None:
+    cloud = HttpCloud("https://api.openai.com/v1", api="auto")
+    with pytest.raises(UpstreamError, match="openai serves many models: name one"):
+        cloud.speaker()  # said before any request is made
