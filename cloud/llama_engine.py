@@ -114,7 +114,7 @@ class LlamaEngine:
                     self.model.eval([token])
         finally:
             sampler.close()
-        tail = stops.flush() + decoder.decode(b"", final=True)
+        tail = stops.flush()  # a character the last token left unfinished is not sent (no U+FFFD)
         if tail:
             yield Delta(text=tail)
         return finish

@@ -376,9 +376,13 @@ class RelayAnswer:
             yield TextEvent(source="slm", text=text, n_tokens=n_tokens)
 
     def _finish(self, reason: FinishReason) -> _Steps:
-        """Release what the decoder and scanner still hold, and end the answer."""
-        tail = self._decoder.decode(b"", final=True)  # an unfinished character: U+FFFD
-        held = "".join(s if isinstance(s, str) else s.raw for s in self._scanner.feed(tail))
+        """Release what the scanner still holds, and end the answer. A character the last
+        tokens left unfinished is dropped from the context (never shown as U+FFFD)."""
+        if self._decoder.getstate()[0]:
+            yield from self._rewind(len(self._unsettled))
+            yield from self._append(self.codec.tokenize(self._unsettled_text), local=True)
+            self._decoder.reset()
+        held = "".join(s if isinstance(s, str) else s.raw for s in self._scanner.feed(""))
         yield from self._show(held + self._scanner.flush())
         self.record.finish_reason = reason
 

@@ -29,6 +29,7 @@ from edge.clouds.client import CloudEnd, CloudItem, CloudRequest, CloudText
 from edge.clouds.memory import ApiMemory, Learned
 from edge.clouds.probe import PROBE_THINKING_TOKENS, ProbeResult, find_api, probe_request
 from edge.clouds.providers import provider_for
+from edge.clouds.seam import ReplyText, Seam
 from edge.clouds.transport import Tally, stream_reply
 from edge.openai_compat import error_for_response, transport_errors
 from protocol.errors import CloudError, CloudUnavailable, UpstreamError
@@ -87,28 +88,31 @@ class HttpCloud:
 
     def stream(self, request: CloudRequest) -> Iterator[CloudItem]:
         speaker, target = self.speaker()
-        seam, tally = None, None
+        stops = target.stops_for(request, len(target.stop) + len(request.stop))
+        reply, tally = ReplyText(Seam(), stops), None
         try:
             for item in self._send(speaker, target, request):
                 if isinstance(item, Sent):
-                    seam = item.call.seam()
+                    reply = ReplyText(item.call.seam(), stops)
                 elif isinstance(item, str):
-                    if shown := seam.feed(item) if seam else item:
+                    if shown := reply.feed(item):
                         yield CloudText(shown, self.name)
                 else:
                     tally = item
         except CloudError:
-            if seam is not None and (held := seam.flush()):
-                yield CloudText(held, self.name)  # what arrived before the failure is kept
+            if shown := reply.end(None)[0]:
+                yield CloudText(shown, self.name)  # what arrived before the failure is kept
             raise
-        if seam is not None and (held := seam.flush()):
-            yield CloudText(held, self.name)
         assert tally is not None
+        finish = "stop" if reply.stopped else tally.finish_reason
+        shown, dropped = reply.end(finish)
+        if shown:
+            yield CloudText(shown, self.name)
         yield CloudEnd(
-            outcome="ok", finish_reason=tally.finish_reason,
-            completion_tokens=tally.completion_tokens, prompt_tokens=tally.prompt_tokens,
-            cached_tokens=tally.cached_tokens, cache_write_tokens=tally.cache_write_tokens,
-            reason=tally.note, cloud=self.name,
+            outcome="ok", finish_reason=finish, completion_tokens=tally.completion_tokens,
+            prompt_tokens=tally.prompt_tokens, cached_tokens=tally.cached_tokens,
+            cache_write_tokens=tally.cache_write_tokens, cloud=self.name,
+            reason="; ".join(note for note in (tally.note, dropped) if note),
         )  # fmt: skip
 
     def speaker(self) -> tuple[ApiFamily, Target]:

@@ -16,14 +16,23 @@ pieces back until it can decide, then passes everything through:
   missing after a word or punctuation mark. A reply that finishes a word the
   answer stopped inside of gets a space too: which of the two a model meant
   cannot be told from the text.
+
+A :class:`ReplyText` then watches the joined text for the call's stop strings
+(the SLM template's turn markers): a cloud that does not honour them is cut at
+one, and text that may be the start of one is held back until it is decided. A
+reply that ends by length on such a start (``<|im_``) ends without it: it is
+never shown nor spliced, and the call's note says so.
 """
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-__all__ = ["Seam"]
+from protocol.stops import StopMatcher
+from protocol.wire import FinishReason
+
+__all__ = ["ReplyText", "Seam"]
 
 Join = Callable[[str, bool], "str | None"]
 """Given the held start of the reply and whether the reply has ended: the text to show
@@ -145,3 +154,29 @@ def _unspaced_script(*chars: str) -> bool:
         if "\u1780" <= char <= "\u17ff":  # Khmer
             return True
     return False
+
+
+class ReplyText:
+    """A reply on its way into the answer: joined at ``seam``, cut at a stop string."""
+
+    def __init__(self, seam: Seam, stops: Sequence[str]) -> None:
+        self.seam = seam
+        self.stopped = False
+        self._stops = StopMatcher(stops)
+
+    def feed(self, piece: str) -> str:
+        """The text of ``piece`` that may be shown now (none once a stop string was met)."""
+        if self.stopped:
+            return ""
+        shown, self.stopped = self._stops.feed(self.seam.feed(piece))
+        return shown
+
+    def end(self, finish: FinishReason | None) -> tuple[str, str]:
+        """The reply has ended (``None``: broken off): the last text to show, and a note on
+        what was held back and dropped (the start of a stop string, when it ended by length
+        or broke off)."""
+        shown = self.feed(self.seam.flush())
+        held = self._stops.flush()
+        if self.stopped or not held or finish == "stop":
+            return shown + ("" if self.stopped else held), ""
+        return shown, f"{held!r} at its end may begin a stop marker; it was not spliced"

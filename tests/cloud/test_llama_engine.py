@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,16 @@ def test_generation_stops_at_the_context_end(engine: LlamaEngine) -> None:
     usage = deltas[-1].usage
     assert usage is not None
     assert usage.prompt_tokens + usage.completion_tokens <= 512
+
+
+def test_a_completion_cut_inside_a_character_never_sends_half_of_it(engine: LlamaEngine) -> None:
+    prompt = "用中文介绍一下猫。猫是"  # the SLM's tokens split most of these characters in two
+    texts = []
+    for limit in range(1, 7):
+        deltas = run(engine, prompt, Generation(GREEDY, max_tokens=limit))
+        texts.append("".join(d.text for d in deltas))
+        assert deltas[-1].usage is not None
+        assert deltas[-1].usage.completion_tokens == limit  # billed: the tokens were produced
+    assert not any("\ufffd" in text for text in texts)
+    assert len(set(texts)) < len(texts)  # some limit did end inside a character
+    assert all(longer.startswith(shorter) for shorter, longer in pairwise(texts))

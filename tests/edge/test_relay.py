@@ -167,13 +167,14 @@ def test_a_call_waits_for_a_whole_character(spy: ModelSpy) -> None:
     assert_consistent(spy, record, events)
 
 
-def test_an_answer_ending_mid_character_is_flushed(spy: ModelSpy) -> None:
+def test_an_answer_ending_mid_character_drops_the_unfinished_character(spy: ModelSpy) -> None:
     half = spy.tokenize("🙂")[:1]
     loop = relay(spy.force([*spy.tokenize("Hi"), *half]), ScriptedCloud(""), max_tokens=3)
     events = answer(loop)
     record = loop.record
     assert record is not None
-    assert record.shown == "Hi\ufffd"
+    assert record.shown == "Hi"  # not "Hi\ufffd"
+    assert record.tokens == spy.tokenize("Hi")  # the half character left the context too
     assert_consistent(spy, record, events)
 
 
