@@ -55,7 +55,7 @@ def build_engine(settings: CloudSettings) -> Engine:
     path = resolve_model(settings.model, default="cloud")
     return LlamaEngine.load(
         path, model_id=settings.model_id, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
-        prompt_slots=settings.prompt_slots,
+        prompt_slots=settings.prompt_slots, n_gpu_layers=settings.n_gpu_layers,
     )  # fmt: skip
 
 

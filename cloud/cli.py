@@ -58,6 +58,9 @@ def serve(
     model_id: Annotated[str | None, typer.Option(help="Name to serve the model under.")] = None,
     n_ctx: Annotated[int | None, typer.Option(help="Context window.")] = None,
     n_threads: Annotated[int | None, typer.Option(help="CPU threads.")] = None,
+    gpu_layers: Annotated[
+        str | None, typer.Option(help="Layers on the GPU: auto (default), a number, 0 or -1.")
+    ] = None,
     api_key: Annotated[
         list[str] | None, typer.Option("--api-key", help="Accepted API key (repeatable).")
     ] = None,
@@ -113,6 +116,7 @@ def serve(
         model_id=model_id,
         n_ctx=n_ctx,
         n_threads=n_threads,
+        n_gpu_layers=gpu_layers,
         api_keys=api_key,
         api_keys_file=api_keys_file,
         tokens_per_day=tokens_per_day,

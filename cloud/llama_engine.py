@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import logging
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,11 +20,14 @@ from pathlib import Path
 from cloud.engine import Delta, Generation
 from cloud.prompt_slots import PromptSlots
 from edge.llama import LlamaChat, LlamaModel, iterate_in_thread
+from edge.llama.gpu import GpuLayers
 from protocol.errors import ContextOverflow
 from protocol.stops import StopMatcher
 from protocol.wire import ChatMessage, FinishReason, Usage
 
 __all__ = ["LlamaEngine"]
+
+log = logging.getLogger(__name__)
 
 
 class LlamaEngine:
@@ -45,8 +49,11 @@ class LlamaEngine:
         n_ctx: int = 4096,
         n_threads: int | None = None,
         prompt_slots: int = 4,
+        n_gpu_layers: GpuLayers = "auto",
     ) -> LlamaEngine:
-        model = LlamaModel(path, n_ctx=n_ctx, n_threads=n_threads)
+        model = LlamaModel(path, n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers)
+        if model.gpu.note:
+            log.warning("%s", model.gpu.note)
         return cls(model, model_id or path.stem, prompt_slots=prompt_slots)
 
     def complete(self, prompt: str, generation: Generation) -> AsyncIterator[Delta]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +35,9 @@ class CloudSettings(BaseSettings):
         4096, ge=256, le=262144, description="Context window of the embedded engine."
     )
     n_threads: int | None = Field(None, ge=1, le=512, description="CPU threads (default: all).")
+    n_gpu_layers: Literal["auto"] | Annotated[int, Field(ge=-1, le=10000)] = Field(
+        "auto", description="Layers on the GPU: auto (all on a GPU build), a number, 0 or -1 (all)."
+    )
     api_keys: list[SecretStr] = Field(default_factory=list, description="Accepted API keys.")
     api_keys_file: Path | None = Field(
         None, description="File with one API key per line, or (*.toml) named keys and limits."

@@ -36,8 +36,9 @@ def load_slm(settings: EdgeSettings) -> LlamaModel:
 
     path = resolve_model(settings.slm, default="slm")
     return LlamaModel(
-        path, n_ctx=settings.n_ctx, n_threads=settings.n_threads, kv_cache=settings.kv_cache
-    )
+        path, n_ctx=settings.n_ctx, n_threads=settings.n_threads, kv_cache=settings.kv_cache,
+        n_gpu_layers=settings.n_gpu_layers,
+    )  # fmt: skip
 
 
 class Relay:

@@ -220,7 +220,8 @@ def create_edge_app(relay: Relay, *, max_waiting: int = 8) -> FastAPI:
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", **_models(relay), "cloud": await _cloud_health(relay)}
+        return {"status": "ok", **_models(relay), "gpu": relay.model.placement(),
+                "cloud": await _cloud_health(relay)}  # fmt: skip
 
     @app.get("/v1/relay/status", dependencies=guarded, responses=error_responses(401))
     async def status() -> dict[str, Any]:
@@ -358,4 +359,4 @@ def _status(service: EdgeService) -> dict[str, Any]:
     memory = {"context_tokens": model.n_ctx, "kv_cache": model.kv_cache,
               "per_conversation_mb": round(model.kv_bytes() / 2**20, 1)}  # fmt: skip
     return {"session": session, "spend": spend, "caps": caps, "waiting": service.in_flight,
-            "memory": memory}  # fmt: skip
+            "memory": memory, "gpu": model.placement()}  # fmt: skip

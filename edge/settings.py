@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -113,6 +113,11 @@ class EdgeSettings(BaseSettings):
         "memory; q8_0/q4_0 in 39 %, decoding slower in long contexts.",
     )
     n_threads: int | None = Field(None, ge=1, le=512, description="CPU threads (default: all).")
+    n_gpu_layers: Literal["auto"] | Annotated[int, Field(ge=-1, le=10000)] = Field(
+        "auto",
+        description="SLM layers on the GPU: auto (all on a GPU build, none on a CPU build), a "
+        "number, 0 (CPU only) or -1 (all).",
+    )
     temperature: float = Field(0.7, ge=0, le=2, description="SLM sampling temperature.")
     top_p: float = Field(1.0, gt=0, le=1, description="SLM nucleus sampling (1: off).")
     repeat_penalty: float = Field(

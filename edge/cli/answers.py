@@ -10,6 +10,7 @@ from rich.markup import escape
 from edge.cli.common import (
     ApiOpt,
     CallsOpt,
+    GpuOpt,
     KeyOpt,
     ModelOpt,
     OfflineOpt,
@@ -24,6 +25,7 @@ from edge.cli.common import (
     fail,
     out,
     preload_llama,
+    say_notes,
     settings_from,
 )
 from protocol.errors import RelayError
@@ -37,6 +39,7 @@ def run(
     cloud_key: KeyOpt = None,
     cloud_model: ModelOpt = None,
     cloud_api: ApiOpt = None,
+    gpu_layers: GpuOpt = None,
     policy: PolicyOpt = None,
     offline: OfflineOpt = None,
     max_calls: CallsOpt = None,
@@ -58,7 +61,7 @@ def run(
     preload_llama()
     settings = settings_from(
         slm=slm, cloud_url=cloud_url, cloud_key=cloud_key, cloud_model=cloud_model,
-        cloud_api=cloud_api,
+        cloud_api=cloud_api, n_gpu_layers=gpu_layers,
         policy=policy, offline=offline, max_calls=max_calls, max_tokens=max_tokens, seed=seed,
         temperature=temperature,
     )  # fmt: skip
@@ -68,6 +71,7 @@ def run(
     printer = AnswerPrinter(out, notes=err, as_json=as_json)
     try:
         relay = build_relay(settings)
+        say_notes(relay)
         messages = [{"role": "user", "content": question}]
         if settings.system_prompt:
             messages.insert(0, {"role": "system", "content": settings.system_prompt})
@@ -88,6 +92,7 @@ def chat(
     cloud_key: KeyOpt = None,
     cloud_model: ModelOpt = None,
     cloud_api: ApiOpt = None,
+    gpu_layers: GpuOpt = None,
     policy: PolicyOpt = None,
     offline: OfflineOpt = None,
     max_calls: CallsOpt = None,
@@ -103,7 +108,7 @@ def chat(
     preload_llama()
     settings = settings_from(
         slm=slm, cloud_url=cloud_url, cloud_key=cloud_key, cloud_model=cloud_model,
-        cloud_api=cloud_api,
+        cloud_api=cloud_api, n_gpu_layers=gpu_layers,
         policy=policy, offline=offline, max_calls=max_calls, max_tokens=max_tokens, seed=seed,
         temperature=temperature,
     )  # fmt: skip
@@ -111,6 +116,7 @@ def chat(
 
     try:
         relay = build_relay(settings)
+        say_notes(relay)
     except RelayError as exc:
         raise fail(exc) from exc
     except KeyboardInterrupt:

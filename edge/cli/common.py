@@ -89,15 +89,33 @@ CallsOpt = Annotated[
 TokensOpt = Annotated[
     int | None, typer.Option("--max-tokens", help="Most tokens per answer (default: 512).")
 ]
+GpuOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--gpu-layers", help="SLM layers on the GPU: auto (all on a GPU build), a number, 0, -1."
+    ),
+]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for reproducible answers.")]
 TempOpt = Annotated[
     float | None, typer.Option("--temperature", help="SLM temperature (default: 0.7).")
 ]
 
 
+def say_notes(relay: Any) -> None:
+    """One line for each thing the relay could not do as asked (GPU layers on a CPU build)."""
+    if relay.model.gpu.note:
+        err.print(f"[yellow]note:[/yellow] {escape(relay.model.gpu.note)}")
+
+
 def preload_llama() -> None:
     """Start importing llama.cpp's bindings on a thread while the command reads its settings."""
     threading.Thread(target=importlib.import_module, args=("llama_cpp",), daemon=True).start()
+
+
+FLAGS = {"n_gpu_layers": "--gpu-layers", "request_timeout_s": "--request-timeout",
+         "api_keys": "--api-key"}  # fmt: skip
+"""Settings whose flag is not named after them."""
+_UNION_PARTS = ("literal[", "constrained-", "int", "str", "list[", "function-")
 
 
 def settings_from(**flags: Any) -> EdgeSettings:
@@ -117,12 +135,16 @@ def settings_from(**flags: Any) -> EdgeSettings:
     try:
         settings = EdgeSettings(**given)
     except ValidationError as exc:
+        said: dict[str, list[str]] = {}  # one line per setting (a union fails once per choice)
         for error in exc.errors():
-            name = ".".join(str(part) for part in error["loc"])
-            where = f"--{name.replace('_', '-')}"
-            if error["loc"][0] not in given:  # from the environment or the config file
+            loc = [str(p) for p in error["loc"] if not str(p).startswith(_UNION_PARTS)]
+            name = ".".join(loc)
+            where = FLAGS.get(name, f"--{name.replace('_', '-')}")
+            if loc[0] not in given:  # from the environment or the config file
                 where = f"{name} (RELAYLLM_{name.replace('.', '__').upper()} or {config_path()})"
-            err.print(f"[red]error:[/red] {where}: {error['msg']}")
+            said.setdefault(where, []).append(error["msg"])
+        for where, messages in said.items():
+            err.print(f"[red]error:[/red] {where}: {' or '.join(dict.fromkeys(messages))}")
         raise typer.Exit(2) from exc
     for note in settings.notes():
         err.print(f"[yellow]note:[/yellow] {escape(note)}")

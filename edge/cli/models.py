@@ -15,8 +15,14 @@ app.add_typer(models_app, name="models")
 
 @models_app.command("list")
 def models_list() -> None:
-    """Show the bundled models, where they live and whether they are present (and intact)."""
+    """Show the bundled models, where they live and whether they are present (and intact),
+    and the backend the installed llama.cpp was built with."""
     from edge.llama import bundled
+    from edge.llama.gpu import gpu_backend
+
+    backend = gpu_backend()
+    auto = "every layer on the GPU" if backend != "CPU" else "no GPU offload"
+    out.print(f"llama.cpp backend: {backend} (n_gpu_layers auto: {auto})", highlight=False)
 
     for name, spec in bundled.BUNDLED.items():
         path = bundled.model_path(name)

@@ -11,6 +11,7 @@ from edge.cli.common import (
     DEFAULT_SERVE_PORT,
     ApiOpt,
     CallsOpt,
+    GpuOpt,
     KeyOpt,
     ModelOpt,
     OfflineOpt,
@@ -23,6 +24,7 @@ from edge.cli.common import (
     err,
     fail,
     out,
+    say_notes,
     settings_from,
 )
 from protocol.errors import RelayError
@@ -37,6 +39,7 @@ def serve(
     cloud_key: KeyOpt = None,
     cloud_model: ModelOpt = None,
     cloud_api: ApiOpt = None,
+    gpu_layers: GpuOpt = None,
     policy: PolicyOpt = None,
     offline: OfflineOpt = None,
     max_calls: CallsOpt = None,
@@ -60,7 +63,7 @@ def serve(
     """Serve the relay as an OpenAI-compatible /v1/chat/completions on this machine."""
     settings = settings_from(
         slm=slm, cloud_url=cloud_url, cloud_key=cloud_key, cloud_model=cloud_model,
-        cloud_api=cloud_api,
+        cloud_api=cloud_api, n_gpu_layers=gpu_layers,
         policy=policy, offline=offline, max_calls=max_calls, max_tokens=max_tokens, seed=seed,
         max_output_tokens=max_output_tokens, request_timeout_s=request_timeout,
         api_keys=api_key or None,
@@ -80,6 +83,7 @@ def serve(
 
     try:
         relay = build_relay(settings)
+        say_notes(relay)
 
         def announce(url: str) -> None:
             out.print(f"relay serving on {url}/v1 (model 'relayllm')", highlight=False)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edge.llama.gpu import GpuLayers, plan_gpu_layers
 from protocol.errors import ContextOverflow, ModelUnavailable
 from protocol.sampling import SamplingParams
 
@@ -111,10 +112,13 @@ class LlamaModel:
         n_threads: int | None = None,
         n_batch: int = 512,
         kv_cache: str = "q8_0",
+        n_gpu_layers: GpuLayers = "auto",
     ) -> None:
         """``kv_cache`` (see :data:`KV_CACHE_TYPES`): ``q8_0`` (default: half the memory of
         ``f16``, with flash attention, no slower on a CPU); ``q8_0/q4_0`` (values in 4 bits:
-        39 % of ``f16``, but decoding slows down as the context fills); or ``f16``."""
+        39 % of ``f16``, but decoding slows down as the context fills); or ``f16``.
+        ``n_gpu_layers``: see :mod:`edge.llama.gpu` (``gpu`` says what was done, ``note``
+        why a request could not be honoured)."""
         import llama_cpp
         from llama_cpp import Llama
 
@@ -127,6 +131,7 @@ class LlamaModel:
         if kv_cache not in KV_CACHE_TYPES:
             raise ValueError(f"kv_cache must be one of {', '.join(KV_CACHE_TYPES)}, not {kv_cache}")
         type_k, type_v = (getattr(llama_cpp, f"GGML_TYPE_{t}") for t in KV_CACHE_TYPES[kv_cache])
+        self.gpu = plan_gpu_layers(n_gpu_layers)
         try:
             self.llama: Llama = Llama(
                 model_path=str(path),
@@ -137,6 +142,7 @@ class LlamaModel:
                 type_k=type_k,
                 type_v=type_v,
                 flash_attn=kv_cache != "f16",  # llama.cpp quantizes V only with flash attention
+                n_gpu_layers=self.gpu.n_gpu_layers,
                 verbose=False,
             )
         except ValueError as exc:
@@ -149,6 +155,17 @@ class LlamaModel:
     @property
     def n_ctx(self) -> int:
         return self.llama.n_ctx()
+
+    @property
+    def layers(self) -> int:
+        """Layers llama.cpp can offload: the model's blocks and its output layer."""
+        arch = self.metadata.get("general.architecture", "")
+        return int(self.metadata.get(f"{arch}.block_count", 0)) + 1
+
+    def placement(self) -> dict[str, int | str]:
+        """Where the model runs: the backend, and how many of its layers are on the GPU."""
+        return {"backend": self.gpu.backend, "gpu_layers": self.gpu.offloaded(self.layers),
+                "layers": self.layers}  # fmt: skip
 
     @property
     def tokens(self) -> list[int]:

@@ -87,3 +87,14 @@ def test_a_completion_cut_inside_a_character_never_sends_half_of_it(engine: Llam
     assert not any("\ufffd" in text for text in texts)
     assert len(set(texts)) < len(texts)  # some limit did end inside a character
     assert all(longer.startswith(shorter) for shorter, longer in pairwise(texts))
+
+
+def test_gpu_layers_on_this_cpu_build_are_noted_not_fatal(
+    slm_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = LlamaEngine.load(slm_path, n_ctx=256, n_threads=2, n_gpu_layers=4)
+    assert engine.model.llama.model_params.n_gpu_layers == 0
+    assert any("no GPU backend" in r.getMessage() for r in caplog.records)
+    deltas = run(engine, "Hello", Generation(GREEDY, max_tokens=2))
+    assert deltas[-1].usage is not None
+    asyncio.run(engine.aclose())

@@ -117,6 +117,12 @@ def test_models_and_health_say_what_is_relayed(edge_url: str, cloud_url: str) ->
     health = httpx.get(f"{edge_url}/health").json()
     assert health["cloud"]["reachable"] is True
     assert health["cloud"]["breaker"] == "closed"
+    (cloud,) = health["cloud"]["clouds"]
+    assert (cloud["breaker"], cloud["reachable"]) == ("closed", True)
+    assert cloud["api"] in ("auto", "completions")  # found at the first call
+    assert health["gpu"] == {"backend": "CPU", "gpu_layers": 0, "layers": 31}
+    status = httpx.get(f"{edge_url}/v1/relay/status").json()
+    assert status["gpu"] == health["gpu"]
 
 
 def test_a_full_queue_answers_429_and_a_gone_client_frees_its_place(
