@@ -18,6 +18,15 @@ ifeq ($(shell uname -m),x86_64)
 LLAMA_CMAKE_ARGS := -DCMAKE_C_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16' \
 	-DCMAKE_CXX_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16'
 endif
+# `make setup GPU=cuda` (or vulkan, metal) builds llama.cpp with that GPU backend.
+GPU ?=
+ifeq ($(GPU),cuda)
+LLAMA_CMAKE_ARGS += -DGGML_CUDA=on
+else ifeq ($(GPU),vulkan)
+LLAMA_CMAKE_ARGS += -DGGML_VULKAN=on
+else ifeq ($(GPU),metal)
+LLAMA_CMAKE_ARGS += -DGGML_METAL=on
+endif
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
