@@ -282,7 +282,8 @@ class RelayAnswer:
         note = "" if call.outcome != "ok" else _CUT if splice.full else end.reason
         yield CallFinished(call_id=call.call_id, outcome=call.outcome, tokens=call.tokens,
                            finish_reason=call.finish_reason, latency_ms=call.latency_ms,
-                           cost_usd=call.cost_usd, note=note, cloud=call.cloud)  # fmt: skip
+                           cost_usd=call.cost_usd, note=note, cloud=call.cloud,
+                           requested=requested, granted=granted)  # fmt: skip
         if call.finish_reason == "stop" and splice.text.strip():  # a bare stop ends nothing
             yield from self._finish("stop")
         elif splice.full:

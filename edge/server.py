@@ -298,7 +298,8 @@ def _call_of(event: RelayEvent) -> RelayCall | None:
                          reason=event.reason)  # fmt: skip
     if isinstance(event, CallFinished):
         return RelayCall(call_id=event.call_id, outcome=event.outcome, tokens=event.tokens,
-                         reason=event.note, cloud=event.cloud)  # fmt: skip
+                         reason=event.note, cloud=event.cloud, requested=event.requested,
+                         granted=event.granted)  # fmt: skip
     if isinstance(event, CallSkipped):
         return RelayCall(requested=event.requested, outcome="skipped", reason=event.reason)
     return None

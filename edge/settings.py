@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -81,10 +82,21 @@ class CapSettings(BaseModel):
     usd_per_month: float | None = Field(None, ge=0, description="Dollars per UTC month.")
 
 
+def _http_url(url: str) -> str:
+    """``url`` if it is an http(s) URL with a host; a clear error otherwise."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"{url!r} is not an http:// or https:// URL (e.g. https://api.openai.com/v1)"
+        )
+    return url
+
+
 class CloudSettings(BaseModel):
     """One cloud of a ``[[clouds]]`` table; they are tried in order for every call."""
 
     model_config = ConfigDict(extra="forbid")
+    _url = field_validator("url")(_http_url)
 
     url: str = Field(description="Base URL (OpenAI-style ``…/v1``; Anthropic's host is enough).")
     name: str | None = Field(None, description="Name in events, ledger and stats (default: host).")
@@ -217,6 +229,8 @@ class EdgeSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=config_path())
         return init_settings, env_settings, toml
+
+    _url = field_validator("cloud_url")(_http_url)
 
     @model_validator(mode="after")
     def _old_cloud_mode(self) -> EdgeSettings:

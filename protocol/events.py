@@ -85,6 +85,8 @@ class CallFinished(_Event):
     cost_usd: float = Field(0.0, ge=0)
     note: str = ""
     cloud: str = Field("", description="The cloud that answered (or failed last).")
+    requested: int = Field(0, ge=0, description="N the call asked for (as when it started).")
+    granted: int = Field(0, ge=0, description="N the cloud was asked for (as when it started).")
 
 
 class CloudSkipped(_Event):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -27,6 +28,7 @@ from edge.cli.common import (
     preload_llama,
     say_notes,
     settings_from,
+    watch_cloud,
 )
 from protocol.errors import RelayError
 
@@ -69,9 +71,11 @@ def run(
     from edge.show import AnswerPrinter
 
     printer = AnswerPrinter(out, notes=err, as_json=as_json)
+    cloud_down = watch_cloud(settings)
     try:
         relay = build_relay(settings)
         say_notes(relay)
+        cloud_down()
         messages = [{"role": "user", "content": question}]
         if settings.system_prompt:
             messages.insert(0, {"role": "system", "content": settings.system_prompt})
@@ -114,9 +118,11 @@ def chat(
     )  # fmt: skip
     from edge.runtime import build_relay
 
+    cloud_down = watch_cloud(settings)
     try:
         relay = build_relay(settings)
         say_notes(relay)
+        cloud_down()
     except RelayError as exc:
         raise fail(exc) from exc
     except KeyboardInterrupt:
@@ -135,6 +141,8 @@ def _converse(relay: Any, system_prompt: str | None) -> None:
     while True:
         try:
             question = out.input("[bold]you>[/bold] ")
+            if not sys.stdin.isatty():  # piped: show what was read, so a transcript reads right
+                out.print(question, markup=False, highlight=False)
         except (EOFError, KeyboardInterrupt):
             out.print()
             return

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -107,6 +108,29 @@ def say_notes(relay: Any) -> None:
         err.print(f"[yellow]note:[/yellow] {escape(relay.model.gpu.note)}")
 
 
+def watch_cloud(settings: EdgeSettings) -> Callable[[], None]:
+    """Check on a thread that the first cloud can be reached (while the model loads); the
+    function returned prints one line if it cannot (never waiting long for a slow answer)."""
+    if settings.offline or settings.policy == "never":
+        return lambda: None
+    found: list[str | None] = []
+
+    def check() -> None:
+        from edge.clouds.check import unreachable
+
+        found.append(unreachable(settings))
+
+    thread = threading.Thread(target=check, daemon=True)
+    thread.start()
+
+    def report() -> None:
+        thread.join(timeout=0.2)
+        if found and found[0]:
+            err.print(f"[yellow]note:[/yellow] {escape(found[0])}; the SLM answers alone")
+
+    return report
+
+
 def preload_llama() -> None:
     """Start importing llama.cpp's bindings on a thread while the command reads its settings."""
     threading.Thread(target=importlib.import_module, args=("llama_cpp",), daemon=True).start()
@@ -140,9 +164,12 @@ def settings_from(**flags: Any) -> EdgeSettings:
             loc = [str(p) for p in error["loc"] if not str(p).startswith(_UNION_PARTS)]
             name = ".".join(loc)
             where = FLAGS.get(name, f"--{name.replace('_', '-')}")
+            if loc[0] == "clouds" and len(loc) > 2:  # --cloud-url (and its key, model, api)
+                field = {"url": "url", "key": "key", "model": "model"}.get(loc[2], "api")
+                where = f"--cloud-{field} of cloud {int(loc[1]) + 1}"
             if loc[0] not in given:  # from the environment or the config file
                 where = f"{name} (RELAYLLM_{name.replace('.', '__').upper()} or {config_path()})"
-            said.setdefault(where, []).append(error["msg"])
+            said.setdefault(where, []).append(error["msg"].removeprefix("Value error, "))
         for where, messages in said.items():
             err.print(f"[red]error:[/red] {where}: {' or '.join(dict.fromkeys(messages))}")
         raise typer.Exit(2) from exc

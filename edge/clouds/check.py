@@ -19,7 +19,7 @@ from edge.clouds.probe import ProbeResult
 from edge.settings import EdgeSettings, Price
 from protocol.errors import CloudError, CloudUnavailable, UpstreamError
 
-__all__ = ["CloudCheck", "check_clouds"]
+__all__ = ["CloudCheck", "check_clouds", "unreachable"]
 
 
 @dataclass(frozen=True)
@@ -102,3 +102,22 @@ def _auth(error: CloudError | None, probe: ProbeResult | None) -> str:
     if isinstance(error, CloudUnavailable) and probe is None:
         return "unknown"
     return "ok" if probe is not None or isinstance(error, UpstreamError) else "unknown"
+
+
+def unreachable(settings: EdgeSettings, timeout_s: float = 2.0) -> str | None:
+    """Why the first cloud cannot be reached (one line), or ``None`` when it answers at all.
+
+    One GET of its model list: cheap, and no call is spent. Any answer, even an
+    error status, means the cloud is there.
+    """
+    import httpx
+
+    (first, *_) = http_clouds(settings)
+    url, headers = first.listing_request()
+    try:
+        httpx.get(url, headers=headers, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        return f"the cloud at {first.base_url} cannot be reached ({type(exc).__name__}: {exc})"
+    finally:
+        first.close()
+    return None

@@ -66,6 +66,7 @@ def test_chat_keeps_the_conversation(data_dir: Path, slm_path: Path) -> None:
     result = CliRunner().invoke(app, args, input="Hello\nWhat did I say?\n")
     assert result.exit_code == 0, result.output
     assert result.output.count("call ratio") == 2
+    assert "you> Hello\n" in result.output  # piped: what was read is shown
 
 
 def test_chat_drops_old_turns_when_the_context_is_full(
@@ -233,3 +234,18 @@ def test_cloud_flags_go_with_their_own_url(data_dir: Path) -> None:
     assert 'replaced by cloud_api = "completions"' in old.output
     assert old.exit_code == 1
     assert "Traceback" not in old.output
+
+
+def test_a_missing_cloud_or_a_bad_url_is_said_at_once(data_dir: Path, slm_path: Path) -> None:
+    from tests.conftest import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    args = ["run", "Hi", "--slm", str(slm_path), "--max-tokens", "4", "--cloud-url", dead]
+    result = CliRunner().invoke(app, [*args, "--policy", "entropy"])
+    assert result.exit_code == 0
+    assert f"the cloud at {dead} cannot be reached" in result.output
+    quiet = CliRunner().invoke(app, [*args, "--policy", "never"])  # it will not be asked
+    assert "cannot be reached" not in quiet.output
+    bad = CliRunner().invoke(app, ["run", "Hi", "--cloud-url", "not-a-url"])
+    assert bad.exit_code == 2
+    assert "'not-a-url' is not an http:// or https:// URL" in bad.output

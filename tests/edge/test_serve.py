@@ -61,6 +61,10 @@ def test_streams_with_sources_calls_and_usage(client: openai.OpenAI) -> None:
     assert {"slm", "llm"} <= {extra.get("relay_source") for extra in extras}
     calls = [extra["relay_call"] for extra in extras if extra.get("relay_call")]
     assert any(call.get("outcome") == "ok" for call in calls)
+    started = {c["call_id"]: c for c in calls if c.get("outcome") is None}
+    for ended in (c for c in calls if c.get("outcome") in ("ok", "fallback")):
+        begun = started[ended["call_id"]]  # the end says what the start said
+        assert (ended["requested"], ended["granted"]) == (begun["requested"], begun["granted"])
     usage = chunks[-1].usage
     assert chunks[-1].choices == []
     relay = (usage.model_extra or {})["relay"]  # type: ignore[union-attr]
@@ -165,7 +169,7 @@ def test_the_page_shows_both_models_calls_and_the_meter(edge_url: str) -> None:
         try:
             page = browser.new_page()
             page.goto(edge_url)
-            page.fill("#question", "Name three colours.")
+            page.fill("#question", "Hi!")
             page.click("#send")
             page.wait_for_selector(".turn.answer .summary", timeout=60_000)
             assert page.locator(".turn.answer .slm").count() > 0
