@@ -57,13 +57,6 @@ class Quirks:
             edited[self.rename.get(key, key)] = self.values.get(key, value)
         return edited
 
-    def __or__(self, other: Quirks) -> Quirks:
-        """These quirks with ``other``'s on top."""
-        return Quirks(
-            self.drop | other.drop, {**self.rename, **other.rename},
-            {**self.values, **other.values}, self.flags | other.flags,
-        )  # fmt: skip
-
     def with_flag(self, flag: str) -> Quirks:
         return replace(self, flags=self.flags | {flag})
 
