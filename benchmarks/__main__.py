@@ -29,6 +29,10 @@ machine's speed cancels out:
 * ``cli_start_ms``, ``first_token_ms``, ``first_token_vs_bare_ratio``: start-up
   of ``relay --help`` and ``relay run`` against a bare llama-cpp-python script
   (:mod:`benchmarks.startup`).
+* ``busy_machine_ratio``: SLM tokens per second beside one other CPU-bound process /
+  alone, default threads (``busy_machine_ratio_all_threads``: a thread per CPU);
+  ``demo_call_ms_p50``, ``demo_answer_s``: ``relay demo`` with both models on this
+  machine (:mod:`benchmarks.sharing`).
 * ``rollout_vs_generate_ratio``: training rollouts through the relay loop on
   transformers / ``generate``, tokens per second, batch of 8 (needs the
   ``train`` extra; see :mod:`benchmarks.rollout`).
@@ -59,6 +63,7 @@ from benchmarks.concurrency import (
 from benchmarks.memory import decode_ratio_deep, edge_memory
 from benchmarks.resume import resume_latency
 from benchmarks.servers import serve_in_process, serve_in_thread
+from benchmarks.sharing import busy_machine_ratios, demo_latency
 from benchmarks.startup import startup
 from cloud.engine import Delta, Generation
 from cloud.llama_engine import LlamaEngine
@@ -250,6 +255,9 @@ def main() -> None:
         results |= concurrent_streams(cloud_path, count=20 if args.quick else 50)
         results["prefix_reuse_interleaved"] = interleaved_prefix_reuse(cloud_path)
         results["upstream_prefix_reuse_time_ratio"] = upstream_prefix_reuse(slm_path)
+        status.update("a busy machine")
+        results |= busy_machine_ratios(slm_path, 120 if args.quick else 300, repeats)
+        results |= demo_latency(slm_path, cloud_path, 2 if args.quick else 5)
         if importlib.util.find_spec("torch") is not None:
             from benchmarks.rollout import rollout_vs_generate_ratio
 
@@ -277,6 +285,7 @@ TARGETS = {
     "edge_rss_mb": ("<=", 250.0),
     "first_token_vs_bare_ratio": ("<=", 1.2),
     "prefix_reuse_interleaved": ("<=", 0.5),
+    "busy_machine_ratio": (">=", 0.4),
 }
 
 
@@ -289,7 +298,8 @@ def show(console: Console, results: dict[str, object]) -> None:
         "edge_rss_mb_q4_v", "q4_v_decode_ratio",
         "rollout_tokens_per_s", "cli_start_ms", "first_token_ms",
         "concurrent_streams_ok", "ttft_p95_ms", "cloud_tokens_per_s",
-        "upstream_prefix_reuse_time_ratio",
+        "upstream_prefix_reuse_time_ratio", "busy_machine_ratio_all_threads",
+        "alone_tokens_per_s", "busy_tokens_per_s", "demo_call_ms_p50", "demo_answer_s",
     )  # fmt: skip
     for name in (*TARGETS, *extra):
         if name not in results:

@@ -16,8 +16,10 @@ from rich.markup import escape
 
 from cloud.keys_cli import hash_key, usage
 from cloud.settings import CloudSettings
+from protocol.cli_help import plain_flags
 
 app = typer.Typer(help="The relayllm cloud endpoint (OpenAI-compatible).", no_args_is_help=True)
+plain_flags()
 err = Console(stderr=True, soft_wrap=True)
 app.command()(usage)
 app.command("hash-key")(hash_key)
@@ -57,7 +59,9 @@ def serve(
     ] = None,
     model_id: Annotated[str | None, typer.Option(help="Name to serve the model under.")] = None,
     n_ctx: Annotated[int | None, typer.Option(help="Context window.")] = None,
-    n_threads: Annotated[int | None, typer.Option(help="CPU threads.")] = None,
+    n_threads: Annotated[
+        int | None, typer.Option(help="CPU threads (default: the free physical cores).")
+    ] = None,
     gpu_layers: Annotated[
         str | None, typer.Option(help="Layers on the GPU: auto (default), a number, 0 or -1.")
     ] = None,

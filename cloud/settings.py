@@ -34,7 +34,11 @@ class CloudSettings(BaseSettings):
     n_ctx: int = Field(
         4096, ge=256, le=262144, description="Context window of the embedded engine."
     )
-    n_threads: int | None = Field(None, ge=1, le=512, description="CPU threads (default: all).")
+    n_threads: int | None = Field(
+        None, ge=1, le=512,
+        description="CPU threads (default: the free physical performance cores, followed while "
+        "decoding).",
+    )  # fmt: skip
     n_gpu_layers: Literal["auto"] | Annotated[int, Field(ge=-1, le=10000)] = Field(
         "auto", description="Layers on the GPU: auto (all on a GPU build), a number, 0 or -1 (all)."
     )

@@ -1,12 +1,15 @@
 """Call policies: when the relay asks the cloud for tokens, and for how many.
 
-One interface, five policies. ``on_command`` is asked when the SLM wrote a
-complete command; ``before_token`` before each SLM token. Each returns the
-number of tokens to ask the cloud for (0: no call). A policy that reads the
+One interface, five policies, and ``auto`` to choose between two of them.
+``on_command`` is asked when the SLM wrote a complete command; ``before_token``
+before each SLM token. Each returns the number of tokens to ask the cloud for
+(0: no call). A policy that reads the
 SLM's next-token entropy says so with ``uses_entropy``, so the entropy is
 computed only for it.
 
-* ``learned`` (default): the SLM's own ``<call>N</call>`` commands.
+* ``auto`` (default, :func:`choose_policy`): ``learned`` for an SLM whose GGUF says it
+  was trained to call, ``entropy`` (at the SLM's calibrated threshold) otherwise.
+* ``learned``: the SLM's own ``<call>N</call>`` commands.
 * ``entropy``: training-free; calls when the next-token entropy passes a
   threshold, so an untrained SLM can relay (and an evaluation baseline).
 * ``random``: the paper's query-level random router: with probability ``p``
@@ -27,15 +30,21 @@ from typing import Protocol
 from protocol.calls import CallCommand
 
 __all__ = [
+    "DEFAULT_THRESHOLD",
     "CallPolicy",
     "CloudOnlyPolicy",
     "EntropyPolicy",
     "LearnedPolicy",
     "NeverPolicy",
+    "PolicyChoice",
     "PolicyState",
     "RandomRouter",
+    "choose_policy",
     "make_policy",
 ]
+
+DEFAULT_THRESHOLD = 4.0
+"""Nats, for an SLM with no calibration (``relay calibrate`` measures one)."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +149,9 @@ class RandomRouter:
         return state.tokens_left
 
 
-def make_policy(name: str, *, threshold: float = 4.0, p: float = 0.1, n: int = 16) -> CallPolicy:
+def make_policy(
+    name: str, *, threshold: float = DEFAULT_THRESHOLD, p: float = 0.1, n: int = 16
+) -> CallPolicy:
     """The policy called ``name``."""
     policies: dict[str, Callable[[], CallPolicy]] = {
         "learned": LearnedPolicy,
@@ -152,3 +163,48 @@ def make_policy(name: str, *, threshold: float = 4.0, p: float = 0.1, n: int = 1
     if name not in policies:
         raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(policies)}")
     return policies[name]()
+
+
+@dataclass(frozen=True)
+class PolicyChoice:
+    """The policy an answer runs, its entropy threshold, and why it was chosen."""
+
+    name: str
+    why: str = ""
+    threshold: float = DEFAULT_THRESHOLD
+
+    @property
+    def label(self) -> str:
+        """``entropy 4.67 nats (auto: …)``: what a summary line says."""
+        shown = f"{self.name} {self.threshold:.2f} nats" if self.name == "entropy" else self.name
+        return f"{shown} ({self.why})" if self.why else shown
+
+
+def choose_policy(
+    requested: str,
+    *,
+    trained: bool,
+    threshold: float | None = None,
+    calibrated: float | None = None,
+    offline: bool = False,
+) -> PolicyChoice:
+    """What ``requested`` means for an SLM (``trained`` to call or not); ``auto`` never calls
+    ``offline``.
+
+    The entropy threshold is ``threshold`` when set, else the SLM's ``calibrated``
+    one, else :data:`DEFAULT_THRESHOLD`.
+    """
+    if threshold is not None:
+        chosen, source = threshold, "set"
+    elif calibrated is not None:
+        chosen, source = calibrated, "calibrated for this SLM"
+    else:
+        chosen, source = DEFAULT_THRESHOLD, "not calibrated: see relay calibrate"
+    if requested != "auto":
+        why = source if requested == "entropy" else ""
+        return PolicyChoice(requested, why, chosen)
+    if offline:
+        return PolicyChoice("never", "auto: offline", chosen)
+    if trained:
+        return PolicyChoice("learned", "auto: the SLM was trained to call", chosen)
+    return PolicyChoice("entropy", f"auto: the SLM was not trained to call; {source}", chosen)

@@ -298,13 +298,17 @@ class RelayAnswer:
         end = CloudEnd(outcome="fallback", reason="the cloud ended without a result")
         items: Iterator[Any] = yield CallCloud(request)
         more_ready = getattr(items, "ready", lambda: True)  # a list has everything at once
+        counted = 0  # the call's tokens the text events have given so far
         try:
             for item in items:
                 if isinstance(item, CloudText):
-                    if shown := splice.add(item.text):
-                        self.record.shown += shown
-                        yield TextEvent(source="llm", text=shown)
+                    shown = splice.add(item.text)
                     standing = splice.advance()
+                    if shown:
+                        self.record.shown += shown
+                        held = len(splice.final() if splice.full else splice.tokens)
+                        yield TextEvent(source="llm", text=shown, n_tokens=max(0, held - counted))
+                        counted = max(counted, held)
                     ahead = splice.evaluable()
                     if not more_ready() or len(ahead) - self._spliced >= CATCH_UP:
                         yield from self._settle(splice, standing, ahead)

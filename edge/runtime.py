@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from edge.clouds.client import CloudClient
 from edge.llama import LlamaChat, LlamaModel
 from edge.loop import RelayLoop
-from edge.policies import make_policy
+from edge.policies import PolicyChoice, choose_policy, make_policy
 from edge.prompt import RelayPrompt, build_prompt
 from edge.record import AnswerRecord
 from edge.relay import RelayLimits
@@ -21,7 +21,7 @@ from edge.settings import EdgeSettings
 from protocol.events import RelayEvent
 from protocol.sampling import SamplingParams
 
-__all__ = ["Relay", "build_cloud", "build_relay", "load_slm"]
+__all__ = ["Relay", "build_cloud", "build_relay", "load_slm", "policy_for"]
 
 
 def build_cloud(settings: EdgeSettings) -> CloudClient:
@@ -41,13 +41,43 @@ def load_slm(settings: EdgeSettings) -> LlamaModel:
     )  # fmt: skip
 
 
-class Relay:
-    """The relay as the CLI and servers use it: the loop, the SLM's chat format, the settings."""
+def policy_for(settings: EdgeSettings, model: LlamaModel) -> PolicyChoice:
+    """The policy ``settings`` ask of this SLM: ``auto`` reads its GGUF's ``relayllm.`` card,
+    the entropy threshold comes from the settings, else the SLM's calibration."""
+    from protocol.model_card import trained_card
 
-    def __init__(self, loop: RelayLoop, chat: LlamaChat, settings: EdgeSettings) -> None:
+    trained = trained_card(model.metadata) is not None
+    needs_threshold = settings.entropy_threshold is None and (
+        settings.policy == "entropy"
+        or (settings.policy == "auto" and not trained and not settings.offline)
+    )
+    calibrated = None
+    if needs_threshold:
+        from edge.calibration import CalibrationStore
+        from edge.llama import bundled
+        from edge.settings import data_dir
+
+        shipped = bundled.BUNDLED["slm"]
+        known = shipped.sha256 if model.path == bundled.model_path("slm") else None
+        found = CalibrationStore(data_dir() / "calibration.json").lookup(
+            model.path, known_sha256=known
+        )
+        calibrated = found.threshold if found else None
+    return choose_policy(settings.policy, trained=trained, threshold=settings.entropy_threshold,
+                         calibrated=calibrated, offline=settings.offline)  # fmt: skip
+
+
+class Relay:
+    """The relay as the CLI and servers use it: the loop, the SLM's chat format, the settings,
+    and the policy chosen (``policy``: name, threshold and why)."""
+
+    def __init__(
+        self, loop: RelayLoop, chat: LlamaChat, settings: EdgeSettings, policy: PolicyChoice
+    ) -> None:
         self.loop = loop
         self.chat = chat
         self.settings = settings
+        self.policy = policy
 
     @property
     def clouds(self) -> list[dict[str, str]]:
@@ -102,12 +132,6 @@ def build_relay(
     settings: EdgeSettings, model: LlamaModel | None = None, cloud: CloudClient | None = None
 ) -> Relay:
     """The relay for ``settings``; pass ``model``/``cloud`` to re-use existing ones."""
-    policy = make_policy(
-        settings.policy,
-        threshold=settings.entropy_threshold,
-        p=settings.random_p,
-        n=settings.policy_call_tokens,
-    )
     limits = RelayLimits(
         max_calls=settings.max_calls,
         max_tokens=settings.max_tokens,
@@ -127,7 +151,12 @@ def build_relay(
             target=importlib.import_module, args=("edge.clouds.build",), daemon=True
         ).start()
     model = model or load_slm(settings)
+    choice = policy_for(settings, model)
+    policy = make_policy(
+        choice.name, threshold=choice.threshold, p=settings.random_p, n=settings.policy_call_tokens
+    )
     loop = RelayLoop(
         model, cloud or build_cloud(settings), policy, limits=limits, sampling=sampling
     )
-    return Relay(loop, LlamaChat(model, enable_thinking=settings.enable_thinking), settings)
+    chat = LlamaChat(model, enable_thinking=settings.enable_thinking)
+    return Relay(loop, chat, settings, choice)

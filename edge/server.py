@@ -313,7 +313,8 @@ def _models(relay: Relay) -> dict[str, str]:
     if settings.offline:
         cloud = "offline"
     url = first.get("url", settings.cloud_url)
-    return {"slm": relay.model.path.name, "cloud_model": cloud, "cloud_url": url}
+    return {"slm": relay.model.path.name, "cloud_model": cloud, "cloud_url": url,
+            "policy": relay.policy.name, "policy_reason": relay.policy.label}  # fmt: skip
 
 
 async def _cloud_health(relay: Relay) -> dict[str, Any]:

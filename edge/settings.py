@@ -31,7 +31,7 @@ __all__ = [
     "data_dir",
 ]
 
-PolicyName = Literal["learned", "entropy", "random", "never", "cloud"]
+PolicyName = Literal["auto", "learned", "entropy", "random", "never", "cloud"]
 CloudApiName = Literal["auto", "completions", "chat-continue", "chat-prefix", "anthropic", "chat"]
 _OLD_MODES = {"raw": "completions", "chat": "chat-continue"}
 
@@ -124,7 +124,11 @@ class EdgeSettings(BaseSettings):
         description="SLM KV cache types (keys/values): q8_0 holds a context in half f16's "
         "memory; q8_0/q4_0 in 39 %, decoding slower in long contexts.",
     )
-    n_threads: int | None = Field(None, ge=1, le=512, description="CPU threads (default: all).")
+    n_threads: int | None = Field(
+        None, ge=1, le=512,
+        description="CPU threads (default: the free physical performance cores, followed while "
+        "decoding).",
+    )  # fmt: skip
     n_gpu_layers: Literal["auto"] | Annotated[int, Field(ge=-1, le=10000)] = Field(
         "auto",
         description="SLM layers on the GPU: auto (all on a GPU build, none on a CPU build), a "
@@ -147,8 +151,15 @@ class EdgeSettings(BaseSettings):
         False, description="Chat templates with a thinking switch (Qwen3): thinking on."
     )
 
-    policy: PolicyName = Field("learned", description="When to call the cloud.")
-    entropy_threshold: float = Field(4.0, gt=0, description="Entropy policy: nats to trigger.")
+    policy: PolicyName = Field(
+        "auto",
+        description="When to call the cloud (auto: learned for an SLM trained to call, else "
+        "entropy).",
+    )
+    entropy_threshold: float | None = Field(
+        None, gt=0,
+        description="Entropy policy: nats to trigger (default: the SLM's calibration, else 4).",
+    )  # fmt: skip
     random_p: float = Field(
         0.1, ge=0, le=1, description="Random router: chance the cloud answers a whole query."
     )

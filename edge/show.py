@@ -39,9 +39,10 @@ SKIPPED = {
 
 
 def summary_line(
-    done: DoneEvent, outcomes: Counter[str], served: Counter[str] | None = None
+    done: DoneEvent, outcomes: Counter[str], served: Counter[str] | None = None, policy: str = ""
 ) -> str:
-    """One line: calls by outcome (and the clouds that served them), ratio, cost, speed."""
+    """One line: calls by outcome (and the clouds that served them), ratio, cost, speed, and
+    the policy that ran (and why)."""
     tokens = done.slm_tokens + done.llm_tokens
     rate = tokens / done.wall_s if done.wall_s > 0 else 0.0
     calls = ", ".join(
@@ -55,6 +56,7 @@ def summary_line(
     elif served:
         calls += " via " + ", ".join(f"{name} {n}" for name, n in served.items())
     note = f" · {done.note}" if done.note else ""
+    note += f" · policy {policy}" if policy else ""
     return (
         f"calls {calls or '0'} · call ratio {done.call_ratio:.1%} · cost ${done.cost_usd:.4f} · "
         f"{tokens} tokens in {done.wall_s:.1f} s ({rate:.0f} tok/s){note}"
@@ -62,14 +64,21 @@ def summary_line(
 
 
 class AnswerPrinter:
-    """Streams an answer to ``out`` as its events arrive; notes go to ``notes``."""
+    """Streams an answer to ``out`` as its events arrive; notes go to ``notes``; ``policy``
+    (what ran, and why) ends the summary line."""
 
     def __init__(
-        self, out: Console, *, notes: Console | None = None, as_json: bool = False
+        self,
+        out: Console,
+        *,
+        notes: Console | None = None,
+        as_json: bool = False,
+        policy: str = "",
     ) -> None:
         self.out = out
         self.notes = notes or Console(stderr=True)
         self.as_json = as_json
+        self.policy = policy
         self.outcomes: Counter[str] = Counter()
         self.served: Counter[str] = Counter()
 
@@ -93,7 +102,7 @@ class AnswerPrinter:
                 done = event
                 if not self.as_json:
                     self.out.out("")
-                    line = summary_line(event, self.outcomes, self.served)
+                    line = summary_line(event, self.outcomes, self.served, self.policy)
                     self.out.print(line, style="dim", highlight=False)
         return done
 

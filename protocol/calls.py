@@ -40,6 +40,7 @@ __all__ = [
     "Segment",
     "cloud_view",
     "format_call",
+    "malformed_commands",
     "parse_calls",
     "split_after_commands",
     "split_calls",
@@ -55,6 +56,7 @@ _MAX_TAG_CHARS = len(CALL_OPEN) + MAX_BODY_CHARS + len(CALL_CLOSE)
 _COMPLETE = re.compile(r"<call>(\s*)(\d*)(\s*)</call>", re.ASCII)
 _CLOSE_PREFIXES = "|".join(re.escape(CALL_CLOSE[:i]) for i in range(1, len(CALL_CLOSE)))
 _UNFINISHED = re.compile(rf"<call>\s*\d*\s*(?:{_CLOSE_PREFIXES})?\Z", re.ASCII)
+_TAGGED = re.compile(r"<call>[^<]*</call>")
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,12 @@ def split_calls(text: str, max_n: int = DEFAULT_MAX_CALL_TOKENS) -> list[Segment
 def parse_calls(text: str, max_n: int = DEFAULT_MAX_CALL_TOKENS) -> list[CallCommand]:
     """Every command in ``text``, in order (including ``n == 0`` ones)."""
     return [s for s in split_calls(text, max_n) if isinstance(s, CallCommand)]
+
+
+def malformed_commands(text: str) -> int:
+    """How many ``<call>…</call>`` spans in ``text`` are not commands (``<call>284.</call>``):
+    each is plain text, shown as written, and calls nothing."""
+    return sum(len(_TAGGED.findall(s)) for s in split_calls(text) if isinstance(s, str))
 
 
 def strip_calls(text: str, replacement: str = "") -> str:

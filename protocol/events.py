@@ -47,7 +47,12 @@ class TextEvent(_Event):
     type: Literal["text"] = "text"
     source: Source
     text: str
-    n_tokens: int = Field(0, ge=0)
+    n_tokens: int = Field(
+        0, ge=0,
+        description="The SLM's tokens that wrote the text; for cloud text, the SLM-context "
+        "tokens it added as tokenized so far (exact when pieces end on tokens; the call's "
+        "call_finished event has the exact count).",
+    )  # fmt: skip
 
 
 class CallStarted(_Event):

@@ -11,6 +11,7 @@ from benchmarks.__main__ import cloud_prefix_reuse, handoff_overhead_ms, idle_ra
 from benchmarks.memory import decode_ratio_deep, edge_memory
 from benchmarks.resume import resume_latency
 from benchmarks.rollout import rollout_vs_generate_ratio
+from benchmarks.sharing import busy_machine_ratios, demo_latency
 from edge.llama import LlamaModel
 
 
@@ -50,3 +51,11 @@ def test_benchmarks_run_at_reduced_size(
     ratio, relay_rate, generate_rate = rollout_vs_generate_ratio(rows=2, tokens=8)
     assert 0.3 < ratio < 3
     assert ratio == pytest.approx(relay_rate / generate_rate)
+    shared = busy_machine_ratios(slm_path, tokens=16, repeats=1)
+    assert shared["busy_machine_ratio"] == pytest.approx(
+        shared["busy_tokens_per_s"] / shared["alone_tokens_per_s"]
+    )
+    assert 0 < shared["busy_machine_ratio_all_threads"] < 3
+    demo = demo_latency(slm_path, cloud_model_path, repeats=1)
+    assert demo["demo_call_ms_p50"] > 0  # the demo's answer calls its local cloud
+    assert demo["demo_answer_s"] * 1000 > demo["demo_call_ms_p50"]

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
+from protocol.cli_help import plain_flags
 from protocol.errors import RelayError
 
 __all__ = ["app"]
@@ -24,6 +25,7 @@ app = typer.Typer(
     help="Train the SLM to call the cloud: data, SFT warm-up, GRPO, GGUF export.",
     no_args_is_help=True,
 )
+plain_flags()
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 

@@ -3,14 +3,19 @@ entry point (so the edge package never imports this one)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from protocol.errors import RelayError
+
+if TYPE_CHECKING:  # the modules load when the command runs: `relay --help` stays quick
+    from training.eval_run import EvalPlan
+    from training.report import SystemSummary
 
 __all__ = ["register"]
 
@@ -42,7 +47,8 @@ def evaluate(
     concurrency: Annotated[int, typer.Option(min=1, help="Questions answered at once.")] = 1,
     max_tokens: Annotated[int, typer.Option(min=1, help="Most tokens per answer.")] = 512,
     thresholds: Annotated[
-        str, typer.Option(help="Entropy policy thresholds to sweep (nats).")
+        str,
+        typer.Option(help="Entropy system only: comma-separated thresholds to sweep (nats, > 0)."),
     ] = "2,3,4,5",
 ) -> None:
     """Accuracy per cloud token: every system on the same questions, a report and a plot."""
@@ -55,6 +61,44 @@ def evaluate(
     except (ValueError, FileNotFoundError) as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
+    if "entropy" in plan.systems:
+        err.print(thresholds_note(plan.thresholds), highlight=False)
+    try:
+        report = _run_live(plan) if err.is_terminal else _run_plain(plan)
+    except RelayError as exc:
+        err.print(f"[red]error:[/red] {escape(exc.message)}")
+        raise typer.Exit(1) from exc
+    for line in report["headlines"].values():  # type: ignore[attr-defined]
+        out.print(escape(line.statement))
+    if report["no_headline"]:
+        out.print(escape(str(report["no_headline"])))
+    out.print(f"report: {plan.out / 'report.md'}")
+
+
+def thresholds_note(thresholds: tuple[float, ...]) -> str:
+    """The line saying what ``--systems entropy`` stands for."""
+    swept = ", ".join(f"{t:g}" for t in thresholds)
+    return (
+        f"entropy: swept over thresholds {swept} nats, one system each (--thresholds chooses them)"
+    )
+
+
+def parse_thresholds(text: str) -> tuple[float, ...]:
+    """``--thresholds``: positive numbers, comma-separated, each given once."""
+    values = []
+    for item in (part.strip() for part in text.split(",")):
+        try:
+            value = float(item)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"--thresholds takes positive numbers such as 2,3,4,5, not {text!r}")
+        values.append(value)
+    return tuple(dict.fromkeys(values))
+
+
+def _run_live(plan: EvalPlan) -> dict[str, object]:
+    """On a terminal: a live bar per system."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from training.eval_run import run_evaluation
@@ -72,14 +116,27 @@ def evaluate(
                        f"{sum(r.llm_tokens for r in done) / max(1, tokens):.1%}")  # fmt: skip
             bar.update(tasks[system], completed=len(done), figures=figures)
 
-        try:
-            report = run_evaluation(plan, progress=progress)
-        except RelayError as exc:
-            err.print(f"[red]error:[/red] {escape(exc.message)}")
-            raise typer.Exit(1) from exc
-    for line in report["headlines"].values():  # type: ignore[attr-defined]
-        out.print(escape(line.statement))
-    out.print(f"report: {plan.out / 'report.md'}")
+        return run_evaluation(plan, progress=progress)
+
+
+def _run_plain(plan: EvalPlan) -> dict[str, object]:
+    """To a file or a pipe, where a live bar shows only at the end: a line per finished system."""
+    from training.eval_run import run_evaluation
+
+    def finished(summary: SystemSummary, ended: int, total: int) -> None:
+        err.print(escape(finished_line(summary, ended, total)), highlight=False)
+
+    return run_evaluation(plan, finished=finished)
+
+
+def finished_line(summary: SystemSummary, ended: int, total: int) -> str:
+    """A finished system in one plain line."""
+    s = summary
+    malformed = f", {s.malformed_commands} malformed commands" if s.malformed_commands else ""
+    return (
+        f"{s.system}: {s.questions} problems, accuracy {s.accuracy * 100:.1f} %, "
+        f"call ratio {s.call_ratio * 100:.1f} %{malformed} ({ended} of {total} systems)"
+    )
 
 
 def _plan(
@@ -95,7 +152,8 @@ def _plan(
     concurrency: int,
     max_tokens: int,
     thresholds: str,
-) -> object:
+) -> EvalPlan:
+    swept = parse_thresholds(thresholds)
     import math_verify  # noqa: F401 - grading needs it: fail early with the install hint
 
     from edge.llama import resolve_model
@@ -120,7 +178,7 @@ def _plan(
         seed=seed,
         concurrency=concurrency,
         max_tokens=max_tokens,
-        thresholds=tuple(float(t) for t in thresholds.split(",")),
+        thresholds=swept,
         settings={
             "dataset": dataset,
             "cloud": settings.cloud_url,

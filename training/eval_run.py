@@ -8,7 +8,9 @@ whole accuracy-against-ratio curve follows from the ``slm`` and ``llm`` runs).
 Each question has one seed, the same in every system and run.
 
 Results go to ``results.jsonl`` as they come (a rerun skips what is done),
-then ``summary.csv``, ``report.md`` and ``accuracy_vs_call_ratio.png``.
+then ``summary.csv``, ``report.md`` and ``accuracy_vs_call_ratio.png``. The
+headline compares ``learned`` with the matched ``random`` router; without one,
+the report says why.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from edge.policies import (
     RandomRouter,
 )
 from edge.relay import RelayLimits
+from protocol.calls import malformed_commands
 from protocol.sampling import SamplingParams
 from training.evaluate import QuestionResult, answer_problems
 from training.problems import Problem
@@ -49,7 +52,7 @@ from training.report import (
     write_csv,
 )
 
-__all__ = ["EvalPlan", "run_evaluation"]
+__all__ = ["EvalPlan", "run_evaluation", "system_count"]
 
 SYSTEMS = ("slm", "llm", "learned", "entropy", "random")
 ROUTER_PS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
@@ -84,7 +87,7 @@ class Results:
         if path.is_file():
             for line in path.read_text().splitlines():
                 if line.strip():
-                    row = QuestionResult(**json.loads(line))
+                    row = _row(json.loads(line))
                     self.rows[(row.system, row.id)] = row
 
     def add(self, row: QuestionResult) -> None:
@@ -97,15 +100,36 @@ class Results:
         return [self.rows[(system, p.id)] for p in problems if (system, p.id) in self.rows]
 
 
+def _row(data: dict[str, object]) -> QuestionResult:
+    """A ``results.jsonl`` line; one written before commands were counted counts its answer."""
+    data.setdefault("malformed_commands", malformed_commands(str(data["answer"])))
+    return QuestionResult(**data)  # type: ignore[arg-type]
+
+
+def system_count(plan: EvalPlan) -> int:
+    """How many systems the plan answers with, those run only for ``random`` included."""
+    alone = sum(_wants(plan, name, "random") for name in ("slm", "llm", "learned"))
+    sweep = len(plan.thresholds) if "entropy" in plan.systems else 0
+    return (alone + sweep + ("random" in plan.systems)) * len(plan.slms)
+
+
 def run_evaluation(
-    plan: EvalPlan, *, progress: Callable[[str, list[QuestionResult], int], None] | None = None
+    plan: EvalPlan,
+    *,
+    progress: Callable[[str, list[QuestionResult], int], None] | None = None,
+    finished: Callable[[SystemSummary, int, int], None] | None = None,
 ) -> dict[str, object]:
-    """Run the plan; return the summaries, the router curve and the headline."""
+    """Run the plan; return the summaries, the router curve and the headline.
+
+    ``progress`` hears of every answer, ``finished`` of every system as it ends (its summary,
+    how many systems have ended, and :func:`system_count`).
+    """
     plan.out.mkdir(parents=True, exist_ok=True)
     results = Results(plan.out / "results.jsonl")
     summaries: list[SystemSummary] = []
     curves: dict[str, list[tuple[float, float, float]]] = {}
     headlines = {}
+    ended: list[str] = []
     for slm in plan.slms:
         tag = f":{slm.stem}" if len(plan.slms) > 1 else ""
 
@@ -113,7 +137,11 @@ def run_evaluation(
             system = name + tag  # noqa: B023 - read at once, inside this iteration
             todo = [p for p in plan.problems if (system, p.id) not in results.rows]
             _answer(plan, slm, system, policy, offline, todo, results, progress)  # noqa: B023
-            return results.of(system, plan.problems)
+            rows = results.of(system, plan.problems)
+            ended.append(system)
+            if finished is not None:
+                finished(summarise(system, rows), len(ended), system_count(plan))
+            return rows
 
         alone = run("slm", NeverPolicy(), offline=True) if _wants(plan, "slm", "random") else []
         cloud = run("llm", CloudOnlyPolicy()) if _wants(plan, "llm", "random") else []
@@ -135,9 +163,19 @@ def run_evaluation(
             summaries.append(router)
             curves[f"random router{tag}"] = router_curve(alone, cloud, ROUTER_PS)
             headlines[f"learned{tag}"] = headline(learned, alone, cloud, seed=plan.seed)
-    report = {"summaries": summaries, "curves": curves, "headlines": headlines}
+    missing = "" if headlines else _no_headline(plan)
+    report = {"summaries": summaries, "curves": curves, "headlines": headlines,
+              "no_headline": missing}  # fmt: skip
     _write(plan, report)
     return report
+
+
+def _no_headline(plan: EvalPlan) -> str:
+    """Why the report has no headline, in one sentence."""
+    if "random" not in plan.systems:
+        return ("No headline: it compares the learned system with the random router at the same "
+                "call ratio, and random was not among the systems (see --systems).")  # fmt: skip
+    return "No headline: no question was answered, so no call ratio could be matched."
 
 
 def _wants(plan: EvalPlan, *names: str) -> bool:
@@ -217,19 +255,21 @@ def _markdown(plan: EvalPlan, report: dict[str, object]) -> str:
 
     summaries: list[SystemSummary] = report["summaries"]  # type: ignore[assignment]
     lines = ["# relayllm evaluation", "", "| system | accuracy (95 % CI) | call ratio | calls/q "
-             "| cloud tokens/q | $/q | tok/s | p50 s | p95 s | fallbacks |",
-             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| cloud tokens/q | $/q | tok/s | p50 s | p95 s | fallbacks | malformed commands |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for s in summaries:
         lines.append(
             f"| {s.system} | {s.accuracy:.1%} ({s.accuracy_low:.1%} to {s.accuracy_high:.1%}) "
             f"| {s.call_ratio:.2%} | {s.calls_per_question:.2f} "
             f"| {s.cloud_tokens_per_question:.1f} "
             f"| {s.usd_per_question:.5f} | {s.tokens_per_s:.0f} | {s.latency_p50_s:.2f} "
-            f"| {s.latency_p95_s:.2f} | {s.fallbacks} |"
+            f"| {s.latency_p95_s:.2f} | {s.fallbacks} | {s.malformed_commands} |"
         )
     lines += ["", "## Headline", ""]
     for system, line in report["headlines"].items():  # type: ignore[attr-defined]
         lines.append(f"- {system}: {line.statement}")
+    if report["no_headline"]:
+        lines.append(str(report["no_headline"]))
     versions = {}
     for name in ("relayllm", "llama-cpp-python", "math-verify"):
         try:

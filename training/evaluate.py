@@ -5,7 +5,8 @@ Every question is answered by the edge's own relay loop on a GGUF model
 (llama.cpp), with the given policy and a real cloud endpoint, and graded by
 :func:`training.grading.grade`. One :class:`QuestionResult` per question holds
 what the report needs: the answer, what was extracted, tokens by source,
-calls, cloud tokens and cost, latency, fallbacks and the finish reason.
+calls, cloud tokens and cost, latency, fallbacks, the finish reason and the
+malformed commands the SLM wrote (such as ``<call>284.</call>``, shown as text).
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from typing import Any
 from edge.llama import LlamaChat
 from edge.loop import RelayLoop
 from edge.prompt import build_prompt
-from protocol.events import FallbackEvent
+from protocol.calls import malformed_commands
+from protocol.events import FallbackEvent, RelayEvent, TextEvent
 from training.grading import grade
 from training.problems import Problem, messages_for
 
-__all__ = ["QuestionResult", "answer_problems", "question_seed"]
+__all__ = ["QuestionResult", "answer_problems", "question_seed", "slm_malformed_commands"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class QuestionResult:
     latency_s: float
     fallbacks: int
     finish_reason: str
+    malformed_commands: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,6 +59,18 @@ class QuestionResult:
 def question_seed(seed: int, problem: Problem) -> int:
     """The seed of one question: the same in every system and every run."""
     return (seed * 1_000_003 + int(problem.id[:8] or "0", 16)) % 2**32
+
+
+def slm_malformed_commands(events: Sequence[RelayEvent]) -> int:
+    """Malformed commands in the text the SLM wrote (cloud text is not counted): each stretch
+    of SLM text between two cloud texts is read on its own."""
+    stretches = [""]
+    for event in events:
+        if isinstance(event, TextEvent) and event.source == "slm":
+            stretches[-1] += event.text
+        elif isinstance(event, TextEvent) and stretches[-1]:
+            stretches.append("")
+    return sum(malformed_commands(text) for text in stretches)
 
 
 def answer_problems(
@@ -98,6 +113,7 @@ def answer_problems(
             latency_s=time.monotonic() - started,
             fallbacks=sum(isinstance(e, FallbackEvent) for e in events),
             finish_reason=record.finish_reason or "length",
+            malformed_commands=slm_malformed_commands(events),
         )
         if on_result is not None:
             on_result(result)

@@ -7,6 +7,7 @@
   the path, so the ``gguf`` package of this environment is left alone.
 * :func:`convert` writes an f16 GGUF from a Hugging Face model directory.
 * :func:`quantize` makes a smaller file with ``llama_cpp.llama_model_quantize``.
+* :func:`stamp` writes the ``relayllm.`` card (trained to call) into a GGUF.
 * :func:`parity` compares greedy continuations of the trained model (in
   transformers) with a GGUF run by the edge runtime, token for token.
 """
@@ -29,8 +30,9 @@ from typing import Any
 import platformdirs
 
 from protocol.errors import ModelUnavailable
+from protocol.model_card import TrainedCard
 
-__all__ = ["QUANT_TYPES", "Parity", "convert", "converter", "parity", "quantize"]
+__all__ = ["QUANT_TYPES", "Parity", "convert", "converter", "parity", "quantize", "stamp"]
 
 QUANT_TYPES = {"F16": 1, "Q8_0": 7, "Q6_K": 18, "Q5_K_M": 17, "Q4_K_M": 15, "Q4_0": 2}
 """llama.cpp file types by name (``llama_ftype``)."""
@@ -98,6 +100,31 @@ def quantize(source: Path, out: Path, kind: str = "Q8_0") -> Path:
     if status != 0 or not out.is_file():
         raise ModelUnavailable(f"llama.cpp could not quantize {source} to {kind} ({status})")
     return out
+
+
+def stamp(gguf_path: Path, card: TrainedCard) -> Path:
+    """Write ``card`` into the metadata of ``gguf_path`` (keys under ``relayllm.``), in place.
+
+    The edge reads them to know the SLM was trained to call (``policy = "auto"``).
+    """
+    import gguf
+    from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
+
+    reader = gguf.GGUFReader(gguf_path, "r")
+    arch = reader.get_field(gguf.Keys.General.ARCHITECTURE)
+    architecture = arch.contents() if arch is not None else "llama"
+    staged = gguf_path.with_name(gguf_path.name + ".partial")
+    writer = gguf.GGUFWriter(staged, arch=architecture, endianess=reader.endianess)
+    details = {
+        key: MetadataDetails(gguf.GGUFValueType.UINT32, value)
+        if isinstance(value, int)
+        else MetadataDetails(gguf.GGUFValueType.STRING, value)
+        for key, value in card.metadata().items()
+    }
+    copy_with_new_metadata(reader, writer, details, remove_metadata=[])
+    del reader  # release the memory map before the file is replaced
+    staged.replace(gguf_path)
+    return gguf_path
 
 
 @dataclass(frozen=True)

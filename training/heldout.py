@@ -66,7 +66,7 @@ def summarise(alone: list[QuestionResult], learned: list[QuestionResult]) -> dic
         "call_rate_where_slm_fails_alone": rate(failed_alone),
         "call_rate_where_slm_solves_alone": rate(solved_alone),
         "call_ratio": sum(r.llm_tokens for r in learned) / tokens if tokens else 0.0,
-        "answers_with_malformed_commands": sum("<call" in r.answer for r in learned),
+        "answers_with_malformed_commands": sum(r.malformed_commands > 0 for r in learned),
     }
 
     def pct(value: float | None) -> str:

@@ -24,12 +24,14 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from edge.clouds.client import CloudClient
 from edge.clouds.fallback import FallbackCloud
 from edge.clouds.http import HttpCloud
+from protocol.model_card import TrainedCard
 from training.config import RunConfig
 from training.metrics import MetricsLog, plot
 from training.problems import Problem, generate, load_problems, write_problems
@@ -180,13 +182,21 @@ def _export(run: Run, source: Path) -> None:
     if run.done("export"):
         return
     from edge.llama import LlamaChat, LlamaModel
+    from edge.llama.bundled import BUNDLED
     from edge.prompt import build_prompt
-    from training.export import convert, parity, quantize
+    from training.export import convert, parity, quantize, stamp
     from training.models import load_slm
     from training.problems import messages_for
 
     settings = run.config.export
     f16 = convert(source, run.out / "export" / "model-f16.gguf")
+    slm = load_slm(source)
+    card = TrainedCard(
+        chat_template=slm.chat_template or "",
+        base_model=run.config.slm or BUNDLED["slm"].filename,
+        trained_on=datetime.now(timezone.utc).date().isoformat(),
+    )
+    stamp(f16, card)
     final = run.out / "model.gguf"
     if settings.quantization.upper() == "F16":
         final.write_bytes(f16.read_bytes())
@@ -197,7 +207,6 @@ def _export(run: Run, source: Path) -> None:
     prompts = [build_prompt(chat, messages_for(p), n_ctx=2048).tokens
                for p in run.problems("heldout")[: settings.parity_prompts]]  # fmt: skip
     edge.close()
-    slm = load_slm(source)
     weights = slm.model.half().float()  # the f16 file's weights, computed in float32
     reports = {}
     for name, gguf in (("f16", f16), (settings.quantization, final)):

@@ -3,7 +3,7 @@
 * :func:`summarise` gives each system its accuracy with a 95 % Wilson
   interval, the pooled call ratio (cloud tokens / answer tokens, over all its
   answers, as the paper counts it), cloud tokens and dollars per question,
-  tokens per second and latency percentiles.
+  tokens per second, latency percentiles and the malformed commands its SLM wrote.
 * :func:`router_curve` is the query-level random router at routing chance
   ``p``: each question answered by the cloud alone with probability ``p``,
   else by the SLM alone. Its expected accuracy and cloud tokens are linear in
@@ -55,6 +55,7 @@ class SystemSummary:
     latency_p50_s: float
     latency_p95_s: float
     fallbacks: int
+    malformed_commands: int
 
 
 def summarise(system: str, rows: Sequence[QuestionResult]) -> SystemSummary:
@@ -78,6 +79,7 @@ def summarise(system: str, rows: Sequence[QuestionResult]) -> SystemSummary:
         latency_p50_s=statistics.median(latency),
         latency_p95_s=latency[min(len(latency) - 1, math.ceil(0.95 * len(latency)) - 1)],
         fallbacks=sum(r.fallbacks for r in rows),
+        malformed_commands=sum(r.malformed_commands for r in rows),
     )
 
 
@@ -126,9 +128,7 @@ def headline(
     """The savings at equal accuracy, with a 95 % bootstrap interval over questions."""
     point = _savings(learned, alone, cloud)
     if point is None:
-        reason = ("not defined: the learned system is not more accurate than the SLM alone, "
-                  "or the cloud is not more accurate than the SLM")  # fmt: skip
-        return Headline(None, None, None, reason)
+        return Headline(None, None, None, _undefined(learned, alone, cloud))
     by_id = {r.id: r for r in learned}
     paired = [(by_id[a.id], a, c) for a, c in zip(alone, cloud, strict=True) if a.id in by_id]
     rng = random.Random(seed)
@@ -146,6 +146,27 @@ def headline(
     verdict = "" if low > 0 else "; not significant at this size"
     return Headline(point, low, high, f"{point:.0%} fewer cloud tokens than the random router at "
                     f"equal accuracy (95 % interval {low:.0%} to {high:.0%}){verdict}")  # fmt: skip
+
+
+def _undefined(
+    learned: Sequence[QuestionResult],
+    alone: Sequence[QuestionResult],
+    cloud: Sequence[QuestionResult],
+) -> str:
+    """Why no router matches the learned system: the one condition that fails, with figures."""
+    a_slm, a_llm = _mean(r.correct for r in alone), _mean(r.correct for r in cloud)
+    a_learned = _mean(r.correct for r in learned)
+    if a_llm <= a_slm:
+        return (
+            f"not defined: the cloud alone ({a_llm:.0%}) is not more accurate than the SLM "
+            f"alone ({a_slm:.0%}), so no router can be matched to the learned system"
+        )
+    if a_learned <= a_slm:
+        return (
+            f"not defined: the learned system ({a_learned:.0%}) is not more accurate than "
+            f"the SLM alone ({a_slm:.0%}), so there is no accuracy to match a router at"
+        )
+    return "not defined: the cloud alone used no cloud tokens, so there are none to save"
 
 
 def _savings(

@@ -1,6 +1,6 @@
 """``relay``: the edge command line (typer + rich). Commands parse flags and call the library.
 
-One module per group of commands (``answers``: run, chat, demo; ``serve``;
+One module per group of commands (``answers``: run, chat, demo; ``serve``; ``calibrate``;
 ``clouds``: stats, cloud check; ``models``), all on the one ``app`` of
 ``common``. Heavy modules (llama.cpp, the HTTP stack, the server) load inside
 the commands, so ``relay --help`` answers at once. Exit codes: see ``common``.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from edge.cli import answers, clouds, models, serve  # noqa: F401  (they add their commands)
+from edge.cli import answers, calibrate, clouds, models, serve  # noqa: F401  (they add commands)
 from edge.cli.common import app, settings_from
 
 __all__ = ["app", "settings_from"]

@@ -74,6 +74,7 @@ def run(
     cloud_down = watch_cloud(settings)
     try:
         relay = build_relay(settings)
+        printer.policy = relay.policy.label
         say_notes(relay)
         cloud_down()
         messages = [{"role": "user", "content": question}]
@@ -136,7 +137,7 @@ def _converse(relay: Any, system_prompt: str | None) -> None:
     messages: list[dict[str, str]] = []
     if system_prompt:
         messages.append({"role": "system", "content": system_prompt})
-    printer = AnswerPrinter(out, notes=err)
+    printer = AnswerPrinter(out, notes=err, policy=relay.policy.label)
     trimmed = False
     while True:
         try:
@@ -189,14 +190,12 @@ def demo(
         slm_path, cloud_path = bundled.pull("slm"), bundled.pull("cloud")
         out.print(f"SLM   {slm_path.name}\ncloud {cloud_path.name} (relay-cloud on loopback)")
         with local_cloud(cloud_path) as url:
-            settings = settings_from(
-                slm=str(slm_path), cloud_url=url, policy="entropy", seed=seed, max_tokens=160
-            )
+            settings = settings_from(slm=str(slm_path), cloud_url=url, seed=seed, max_tokens=160)
             relay = build_relay(settings)
             out.print(f"[bold]question:[/bold] {question}\n[bold]answer[/bold] "
                       f"([{CLOUD_STYLE}]cloud text in this colour[/{CLOUD_STYLE}]):")  # fmt: skip
             prompt = relay.prompt([{"role": "user", "content": question}])
-            AnswerPrinter(out, notes=err).show(relay.answer(prompt))
+            AnswerPrinter(out, notes=err, policy=relay.policy.label).show(relay.answer(prompt))
     except RelayError as exc:
         raise fail(exc) from exc
     except KeyboardInterrupt:

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from protocol.cli_help import plain_flags
 from protocol.errors import RelayError
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ app = typer.Typer(
     f"The default cloud is {DEFAULT_CLOUD_URL} (relay-cloud serve on this machine).",
     no_args_is_help=True,
 )
+plain_flags()
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # one error, one line: never wrapped at 80 columns
@@ -81,7 +83,8 @@ ApiOpt = Annotated[
     ),
 ]
 PolicyOpt = Annotated[
-    str | None, typer.Option("--policy", help="learned, entropy, random, never or cloud.")
+    str | None,
+    typer.Option("--policy", help="auto (default), learned, entropy, random, never or cloud."),
 ]
 OfflineOpt = Annotated[bool | None, typer.Option("--offline", help="Never touch the network.")]
 CallsOpt = Annotated[

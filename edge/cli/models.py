@@ -16,13 +16,17 @@ app.add_typer(models_app, name="models")
 @models_app.command("list")
 def models_list() -> None:
     """Show the bundled models, where they live and whether they are present (and intact),
-    and the backend the installed llama.cpp was built with."""
+    the backend the installed llama.cpp was built with, and the CPU threads it would use."""
     from edge.llama import bundled
     from edge.llama.gpu import gpu_backend
+    from edge.llama.threads import performance_cores, usable_cpus
 
     backend = gpu_backend()
     auto = "every layer on the GPU" if backend != "CPU" else "no GPU offload"
     out.print(f"llama.cpp backend: {backend} (n_gpu_layers auto: {auto})", highlight=False)
+    out.print(f"CPU threads: {performance_cores()} physical performance cores of "
+              f"{len(usable_cpus())} CPUs (n_threads default; fewer while other processes keep "
+              "cores busy)", highlight=False)  # fmt: skip
 
     for name, spec in bundled.BUNDLED.items():
         path = bundled.model_path(name)

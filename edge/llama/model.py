@@ -20,7 +20,6 @@ check that nothing is re-read.
 from __future__ import annotations
 
 import ctypes
-import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge.llama.gpu import GpuLayers, plan_gpu_layers
+from edge.llama.threads import ThreadShare, machine_load, performance_cores, usable_cpus
 from protocol.errors import ContextOverflow, ModelUnavailable
 from protocol.sampling import SamplingParams
 
@@ -95,6 +95,7 @@ class Sampler:
 
     def sample(self) -> int:
         """Draw the token that follows the model's current context."""
+        self._model.share_cores()
         return self._chain.sample(self._model.llama._ctx, -1)
 
     def close(self) -> None:
@@ -118,14 +119,20 @@ class LlamaModel:
         ``f16``, with flash attention, no slower on a CPU); ``q8_0/q4_0`` (values in 4 bits:
         39 % of ``f16``, but decoding slows down as the context fills); or ``f16``.
         ``n_gpu_layers``: see :mod:`edge.llama.gpu` (``gpu`` says what was done, ``note``
-        why a request could not be honoured)."""
+        why a request could not be honoured). ``n_threads``: a fixed count, or ``None`` for
+        the physical performance cores less those other processes keep busy, measured
+        while the model decodes (:mod:`edge.llama.threads`)."""
         import llama_cpp
         from llama_cpp import Llama
 
         path = Path(path)
         if not path.is_file():
             raise ModelUnavailable(f"no model file at {path}")
-        threads = n_threads or max(1, os.cpu_count() or 1)
+        if n_threads:
+            self.share, threads = None, n_threads
+        else:
+            self.share = ThreadShare(performance_cores(), usable_cpus(), others=machine_load())
+            threads = self.share.threads
         if n_batch % EXACT_BLOCK:
             raise ValueError(f"n_batch must be a multiple of {EXACT_BLOCK}, not {n_batch}")
         if kv_cache not in KV_CACHE_TYPES:
@@ -150,6 +157,7 @@ class LlamaModel:
         self.path = path
         self.kv_cache = kv_cache
         self.evaluated_tokens = 0
+        self._evaluated_at_draw = 0
         self._exact = 0  # leading cached tokens evaluated in aligned blocks
 
     @property
@@ -163,9 +171,31 @@ class LlamaModel:
         return int(self.metadata.get(f"{arch}.block_count", 0)) + 1
 
     def placement(self) -> dict[str, int | str]:
-        """Where the model runs: the backend, and how many of its layers are on the GPU."""
+        """Where the model runs: the backend, how many of its layers are on the GPU, and the
+        CPU threads it decodes with now."""
         return {"backend": self.gpu.backend, "gpu_layers": self.gpu.offloaded(self.layers),
-                "layers": self.layers}  # fmt: skip
+                "layers": self.layers, "threads": self.threads}  # fmt: skip
+
+    @property
+    def threads(self) -> int:
+        """CPU threads llama.cpp decodes with now."""
+        return int(self.llama.context_params.n_threads)
+
+    def share_cores(self) -> None:
+        """Before a token is drawn: follow the cores other processes leave free (when
+        ``n_threads`` was not fixed)."""
+        if self.share is None:
+            return
+        fresh = self.evaluated_tokens - self._evaluated_at_draw > 1
+        self._evaluated_at_draw = self.evaluated_tokens
+        if (threads := self.share.tick(fresh)) is not None:
+            self.set_threads(threads)
+
+    def set_threads(self, threads: int) -> None:
+        """Decode (and evaluate prompts) with ``threads`` CPU threads from now on."""
+        self.llama._ctx.set_n_threads(threads, threads)
+        self.llama.context_params.n_threads = threads
+        self.llama.context_params.n_threads_batch = threads
 
     @property
     def tokens(self) -> list[int]:

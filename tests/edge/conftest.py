@@ -88,6 +88,10 @@ def assert_consistent(model: object, record: AnswerRecord, events: list[RelayEve
     assert "".join(e.text for e in events if isinstance(e, TextEvent)) == record.shown
     assert strip_calls(record.text) == record.shown
     assert len(record.mask) == len(record.tokens)
+    cloud_text = [e for e in events if isinstance(e, TextEvent) and e.source == "llm"]
+    # Cloud text says the tokens it added as tokenized so far: exact for pieces that end on a
+    # token, more while pieces split words the whole text tokenizes into fewer tokens.
+    assert sum(e.n_tokens for e in cloud_text) >= record.mask.count(0)
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ def test_run_json_streams_events_ending_with_done(
     data_dir: Path, slm_path: Path, cloud_url: str
 ) -> None:
     args = ["run", "Name a fruit.", "--json", "--slm", str(slm_path), "--seed", "1",
-            "--cloud-url", f"{cloud_url}/v1", "--cloud-key", "key-a",
+            "--cloud-url", f"{cloud_url}/v1", "--cloud-key", "key-a", "--policy", "learned",
             "--max-tokens", "30", "--prefix", "Sure: <call>4</call>"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -92,7 +92,9 @@ def relay_process(*args: str, data: Path, **env: str) -> subprocess.Popen[str]:
 
 def test_zero_is_a_value_and_bad_values_are_usage_errors(data_dir: Path, slm_path: Path) -> None:
     base = ["run", "Say hi.", "--offline", "--slm", str(slm_path), "--max-tokens", "12"]
-    no_calls = CliRunner().invoke(app, [*base, "--max-calls", "0", "--prefix", "A<call>4</call>"])
+    no_calls = CliRunner().invoke(
+        app, [*base, "--max-calls", "0", "--policy", "learned", "--prefix", "A<call>4</call>"]
+    )
     assert no_calls.exit_code == 0, no_calls.output
     assert "skipped: the answer's call limit is reached" in no_calls.output
     seeded = [CliRunner().invoke(app, [*base, "--seed", "0", "--json"]).output for _ in range(2)]
@@ -113,7 +115,7 @@ def test_zero_is_a_value_and_bad_values_are_usage_errors(data_dir: Path, slm_pat
 def test_failed_calls_are_visible_and_counted(data_dir: Path, slm_path: Path) -> None:
     dead = f"http://127.0.0.1:{free_port()}/v1"
     args = ["run", "Say hi.", "--slm", str(slm_path), "--cloud-url", dead, "--max-tokens", "16",
-            "--prefix", "Sure <call>4</call>", "--seed", "1"]  # fmt: skip
+            "--prefix", "Sure <call>4</call>", "--seed", "1", "--policy", "learned"]  # fmt: skip
     done = subprocess.run([str(BIN / "relay"), *args], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "RELAYLLM_DATA_DIR": str(data_dir)})  # fmt: skip
     assert done.returncode == 0
@@ -204,6 +206,27 @@ def test_help_is_quick_and_names_the_defaults() -> None:
     code = f"import sys, edge.cli; print(sorted({heavy} & set(sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert loaded.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["relay", "--help"],
+        ["relay", "run", "--help"],
+        ["relay-cloud", "serve", "--help"],
+        ["relay-train", "--help"],
+    ],
+)
+def test_flags_show_no_value_placeholder_in_help(command: list[str]) -> None:
+    env = {**os.environ, "COLUMNS": "120"}
+    done = subprocess.run([str(BIN / command[0]), *command[1:]], capture_output=True, text=True,
+                          env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "--help" in done.stdout
+    assert "<bool>" not in done.stdout  # a flag takes no value
+    if command[1:] == ["run", "--help"]:
+        assert "--max-tokens" in done.stdout
+        assert "<int>" in done.stdout  # options that take one still say what
 
 
 def test_version_is_the_installed_one() -> None:

@@ -87,7 +87,7 @@ def settings(healthy: FaultProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("RELAYLLM_DATA_DIR", str(tmp_path))
     return EdgeSettings(
         cloud_url=healthy.url, cloud_model="expert", cloud_api="completions", max_tokens=24,
-        temperature=0,
+        temperature=0, policy="learned",
         connect_timeout_s=1.0, first_token_timeout_s=1.5, total_timeout_s=TOTAL_S, retries=1,
         breaker_failures=2, ledger_path=tmp_path / "ledger.sqlite3",
     )  # fmt: skip
@@ -262,7 +262,7 @@ def test_relay_run_answers_through_a_cut_stream(
            "RELAYLLM_N_CTX": "1024", "RELAYLLM_LEDGER_PATH": str(settings.ledger_path)}  # fmt: skip
     args = [str(BIN / "relay"), "run", QUESTION, "--slm", str(slm_path), "--cloud-url",
             healthy.url, "--cloud-model", "expert", "--max-tokens", "24", "--seed", "1",
-            "--temperature", "0", "--prefix", PREFIX]  # fmt: skip
+            "--temperature", "0", "--prefix", PREFIX, "--policy", "learned"]  # fmt: skip
     done = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
     assert re.search(r"cloud call failed \(kept 3 cloud tokens\): the connection .* was cut",

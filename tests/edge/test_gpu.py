@@ -16,7 +16,8 @@ from edge.llama.gpu import plan_gpu_layers
 def test_auto_on_this_cpu_build_puts_no_layer_on_a_gpu(slm_path: Path) -> None:
     model = LlamaModel(slm_path, n_ctx=512, n_threads=2)
     assert model.llama.model_params.n_gpu_layers == 0  # what llama.cpp was asked for
-    assert model.placement() == {"backend": "CPU", "gpu_layers": 0, "layers": model.layers}
+    assert model.placement() == {"backend": "CPU", "gpu_layers": 0, "layers": model.layers,
+                                 "threads": 2}  # fmt: skip
     assert model.layers == 31  # SmolLM2-135M: 30 blocks and the output layer
     assert model.gpu.note == ""
     model.close()
@@ -63,3 +64,4 @@ def test_the_cli_says_it_in_one_line(tmp_path: Path, slm_path: Path) -> None:
     assert "Traceback" not in bad.output
     listed = CliRunner().invoke(app, ["models", "list"], env=env)
     assert "llama.cpp backend: CPU" in listed.output
+    assert "CPU threads: " in listed.output

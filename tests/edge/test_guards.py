@@ -171,7 +171,7 @@ def test_offline_mode_opens_no_socket(monkeypatch: pytest.MonkeyPatch, slm: obje
         real_connect(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", spy)
-    settings = EdgeSettings(offline=True, max_tokens=12, temperature=0)
+    settings = EdgeSettings(offline=True, max_tokens=12, temperature=0, policy="learned")
     relay = build_relay(settings, model=slm)  # type: ignore[arg-type]
     prompt = relay.prompt([{"role": "user", "content": "Hi"}])
     events = list(relay.answer(prompt, prefix="Yes <call>9</call>"))

@@ -428,6 +428,22 @@ class WordByWordCloud(ScriptedCloud):
         yield CloudEnd(outcome="ok", finish_reason="length", completion_tokens=10)
 
 
+def test_cloud_text_events_say_the_tokens_they_added(spy: ModelSpy) -> None:
+    sentence = " Light from the sun is made of many colours, first"
+    pieces = [" " + word for word in sentence.split(" ") if word]
+
+    class WordCloud:  # a word per event, as servers stream
+        def stream(self, request: CloudRequest) -> Iterator[CloudItem]:
+            yield from (CloudText(piece) for piece in pieces)
+            yield CloudEnd(outcome="ok", finish_reason="length", completion_tokens=len(pieces))
+
+    events = answer(relay(spy, WordCloud(), max_tokens=60), prefix="Sky:<call>30</call>")
+    cloud_text = [e for e in of_type(events, TextEvent) if e.source == "llm"]
+    assert len(cloud_text) == len(pieces)
+    assert all(e.n_tokens >= 1 for e in cloud_text)
+    assert sum(e.n_tokens for e in cloud_text) == of_type(events, CallFinished)[0].tokens
+
+
 @pytest.mark.parametrize("size", [1, 3, 7])
 def test_cloud_tokens_are_evaluated_while_they_stream(spy: ModelSpy, size: int) -> None:
     text = " Photosynthesis turns light, water and CO₂ into sugar 🌱 and oxygen, every day."

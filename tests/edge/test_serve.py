@@ -118,13 +118,18 @@ def test_models_and_health_say_what_is_relayed(edge_url: str, cloud_url: str) ->
     assert card["id"] == "relayllm"
     assert card["relay"]["slm"].endswith(".gguf")
     assert card["relay"]["cloud_url"] == f"{cloud_url}/v1"
+    assert card["relay"]["policy"] == "entropy"
+    assert card["relay"]["policy_reason"] == "entropy 0.50 nats (set)"
     health = httpx.get(f"{edge_url}/health").json()
     assert health["cloud"]["reachable"] is True
     assert health["cloud"]["breaker"] == "closed"
     (cloud,) = health["cloud"]["clouds"]
     assert (cloud["breaker"], cloud["reachable"]) == ("closed", True)
     assert cloud["api"] in ("auto", "completions")  # found at the first call
-    assert health["gpu"] == {"backend": "CPU", "gpu_layers": 0, "layers": 31}
+    assert health["gpu"] == {"backend": "CPU", "gpu_layers": 0, "layers": 31,
+                             "threads": health["gpu"]["threads"]}  # fmt: skip
+    assert health["gpu"]["threads"] >= 1
+    assert health["policy"] == "entropy"
     status = httpx.get(f"{edge_url}/v1/relay/status").json()
     assert status["gpu"] == health["gpu"]
 

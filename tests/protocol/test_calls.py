@@ -14,6 +14,7 @@ from protocol.calls import (
     Segment,
     cloud_view,
     format_call,
+    malformed_commands,
     parse_calls,
     split_after_commands,
     split_calls,
@@ -75,6 +76,22 @@ def test_complete_commands(text: str, n: int, requested: int | None) -> None:
 def test_malformed_is_plain_text(text: str) -> None:
     assert split_calls(text) == [text]
     assert strip_calls(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [
+        ("The total is <call>284.</call> apples, then <call>16</call> more.", 1),
+        ("<call>16</call><call>0</call><call></call><call> 7 </call>", 0),
+        ("<call>abc</call> and <call>1 2</call> and <call>-3</call>", 3),
+        ("<call>" + " " * MAX_BODY_CHARS + "5</call>", 1),  # too long to be a command
+        ("<call>12 and never closed", 0),
+        ("a < b and </call> alone", 0),
+        ("", 0),
+    ],
+)
+def test_malformed_commands_are_counted(text: str, count: int) -> None:
+    assert malformed_commands(text) == count
 
 
 def test_cap_is_configurable() -> None:

@@ -10,8 +10,11 @@ from typer.testing import CliRunner
 
 from edge.cli import app as relay
 from edge.llama import LlamaModel
+from edge.runtime import build_relay
+from edge.settings import EdgeSettings
 from protocol.errors import ModelUnavailable
-from training.export import convert, parity, quantize
+from protocol.model_card import TrainedCard, trained_card
+from training.export import convert, parity, quantize, stamp
 from training.models import LoadedSLM
 
 
@@ -44,3 +47,31 @@ def test_export_failures_are_clear(tmp_path: Path, f16_pair: tuple[Any, Path]) -
         convert(tmp_path, tmp_path / "x.gguf")
     with pytest.raises(ValueError, match="unknown quantization"):
         quantize(f16_pair[1], tmp_path / "y.gguf", "Q3_WEIRD")
+
+
+def test_the_card_written_into_a_gguf_makes_auto_learned_and_changes_no_weight(
+    f16_pair: tuple[Any, Path], tmp_path: Path
+) -> None:
+    f16 = tmp_path / "stamped.gguf"
+    f16.write_bytes(f16_pair[1].read_bytes())
+    before = LlamaModel(f16, n_ctx=256, n_threads=2)
+    prompt = before.tokenize("The capital of France is")
+    before.eval(prompt)
+    logits = before.llama._ctx.get_logits_ith(-1)[: before.llama.n_vocab()]
+    assert trained_card(before.metadata) is None
+    before.close()
+    card = TrainedCard(
+        chat_template="{{ messages }}", base_model="SmolLM2", trained_on="2026-11-29"
+    )
+    stamp(f16, card)
+    q8 = quantize(f16, tmp_path / "stamped-q8.gguf", "Q8_0")  # quantizing keeps the card
+    for path in (f16, q8):
+        model = LlamaModel(path, n_ctx=256, n_threads=2)
+        assert trained_card(model.metadata) == card
+        model.close()
+    after = LlamaModel(f16, n_ctx=256, n_threads=2)
+    after.eval(prompt)
+    assert after.llama._ctx.get_logits_ith(-1)[: after.llama.n_vocab()] == logits
+    relay = build_relay(EdgeSettings(slm=str(f16), cloud_url="http://127.0.0.1:9/v1"), model=after)
+    assert (relay.policy.name, relay.policy.why) == ("learned", "auto: the SLM was trained to call")
+    after.close()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import date
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from edge.llama import LlamaModel
+from protocol.model_card import trained_card
 from training.cli import app
 
 TOY = [
@@ -39,7 +41,13 @@ def test_the_pipeline_runs_end_to_end_and_resumes(tmp_path: Path) -> None:
     assert (run / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert {json.loads(line)["stage"] for line in lines} == {"sft", "grpo"}
-    LlamaModel(run / "model.gguf", n_ctx=256, n_threads=1).close()  # the edge runtime loads it
+    model = LlamaModel(run / "model.gguf", n_ctx=256, n_threads=1)  # the edge runtime loads it
+    card = trained_card(model.metadata)  # and knows it was trained to call
+    assert card is not None
+    assert card.chat_template
+    assert card.base_model
+    assert date.fromisoformat(card.trained_on)
+    model.close()
 
     started = time.monotonic()
     again = CliRunner().invoke(app, args)

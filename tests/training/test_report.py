@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from training.evaluate import QuestionResult
@@ -56,3 +58,19 @@ def test_headline_compares_at_equal_accuracy() -> None:
     assert "fewer cloud tokens" in line.statement
     worse = [result(i, i < 1, 95, 5) for i in range(10)]
     assert headline(worse, ALONE, CLOUD, rounds=50).savings is None
+
+
+def test_summary_counts_malformed_commands() -> None:
+    rows = [replace(result(0, True, 90, 10), malformed_commands=2), result(1, False, 50, 50)]
+    assert summarise("learned", rows).malformed_commands == 2
+
+
+def test_an_undefined_headline_says_which_condition_fails() -> None:
+    learned = [result(i, i < 5, 95, 5) for i in range(10)]
+    weak_cloud = [result(i, i < 1, 0, 50) for i in range(10)]  # 10 %, below the SLM's 20 %
+    line = headline(learned, ALONE, weak_cloud, rounds=50)
+    assert line.savings is None
+    assert "the cloud alone (10%) is not more accurate than the SLM alone (20%)" in line.statement
+    worse = [result(i, i < 1, 95, 5) for i in range(10)]
+    statement = headline(worse, ALONE, CLOUD, rounds=50).statement
+    assert "the learned system (10%) is not more accurate than the SLM alone (20%)" in statement

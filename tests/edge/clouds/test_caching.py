@@ -27,6 +27,7 @@ def two_calls(slm: LlamaModel, served: Served, tmp_path: Path, api: str,
               system: str = "") -> tuple[EdgeSettings, list[CallFinished]]:  # fmt: skip
     settings = EdgeSettings(
         cloud_url=served.url, cloud_key=served.key, cloud_model=served.model, cloud_api=api,
+        policy="learned",
         prices={served.model: PRICE}, max_tokens=40, max_calls=4, temperature=0, retries=0,
         ledger_path=tmp_path / "ledger.sqlite3", audit_path=tmp_path / "audit.jsonl",
     )  # fmt: skip

@@ -44,7 +44,7 @@ def settings_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 
     def make(*clouds: dict[str, Any], **more: Any) -> EdgeSettings:
         return EdgeSettings(clouds=list(clouds), max_tokens=40, temperature=0, retries=2,
-                            breaker_cooldown_s=60, **more)  # fmt: skip
+                            breaker_cooldown_s=60, policy="learned", **more)  # fmt: skip
 
     return make
 

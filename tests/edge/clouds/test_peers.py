@@ -81,7 +81,9 @@ def test_litellm_serves_a_chain_when_the_first_cloud_is_dead(
     dead: dict[str, Any] = {"url": f"http://127.0.0.1:{free_port()}/v1", "name": "dead",
                             "model": "m", "cloud_api": "chat"}  # fmt: skip
     litellm = {"url": litellm_url, "key": "sk-litellm", "model": "relay-big", "name": "litellm"}
-    settings = EdgeSettings(clouds=[dead, litellm], max_tokens=40, temperature=0, retries=0)
+    settings = EdgeSettings(
+        clouds=[dead, litellm], policy="learned", max_tokens=40, temperature=0, retries=0
+    )
     spy = ModelSpy(slm)
     relay = build_relay(settings, model=spy)  # type: ignore[arg-type]
     prompt = relay.prompt([{"role": "user", "content": "Why is the sky blue?"}])
@@ -117,7 +119,9 @@ def test_llama_cpp_chat_answers_anew_and_auto_takes_raw_completions(
     code, output = check(isolated, "--cloud-url", llama_server)
     assert code == 0, output
     assert "completions (probed)" in output
-    settings = EdgeSettings(cloud_url=llama_server, max_tokens=40, temperature=0, retries=0)
+    settings = EdgeSettings(
+        cloud_url=llama_server, policy="learned", max_tokens=40, temperature=0, retries=0
+    )
     spy = ModelSpy(slm)
     relay = build_relay(settings, model=spy)  # type: ignore[arg-type]
     prompt = relay.prompt([{"role": "user", "content": "Why is the sky blue?"}])

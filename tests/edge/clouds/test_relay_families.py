@@ -31,7 +31,7 @@ def settings_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:  # a f
     def make(url: str, key: str, model: str, api: str = "auto") -> EdgeSettings:
         return EdgeSettings(
             cloud_url=url, cloud_key=key, cloud_model=model, cloud_api=api, max_tokens=40,
-            temperature=0, retries=0, audit_full_text=True,
+            temperature=0, policy="learned", retries=0, audit_full_text=True,
         )  # fmt: skip
 
     return make
