@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
 		$(BIN)/python -m pip install --no-cache-dir -c constraints.txt llama-cpp-python
-	$(BIN)/python -m pip install -c constraints.txt -e '.[cloud,dev,train]'
+	$(BIN)/python -m pip install -c constraints.txt -e '.[cloud,dev,train,otel]'
 	touch $(STAMP)
 
 $(LITELLM_STAMP):

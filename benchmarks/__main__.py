@@ -9,6 +9,8 @@ machine's speed cancels out:
   ``Llama.eval`` of the same tokens at the same context, worst of 256/1024/3072.
 * ``handoff_overhead_ms_p50``: client-side time per call (request, SSE parsing,
   ledger, audit, breaker) against a loopback server that answers instantly.
+* ``metrics_overhead_ms_per_call``: what ``relay serve``'s Prometheus metrics add to
+  an answer, per cloud call (the edge counts each event as it is sent).
 * ``cloud_prefix_reuse_ratio``: prompt tokens the embedded cloud engine
   evaluated / tokens it was sent, on the second call of an answer.
 * ``edge_rss_mb``: peak resident memory of a fresh edge process (8192-token
@@ -166,6 +168,39 @@ def handoff_overhead_ms(calls: int, data_dir: Path) -> tuple[float, float]:
     return statistics.median(cpu[5:]), statistics.median(wall[5:])
 
 
+def metrics_overhead_ms(repeats: int) -> float:
+    """Median time relay serve's metrics add per cloud call: an answer of four calls (16 cloud
+    and 25 SLM text events each) through :meth:`EdgeMetrics.watch` less a plain pass-through."""
+    import asyncio
+
+    from edge.metrics import EdgeMetrics
+    from protocol.events import CallFinished, CallStarted, DoneEvent, RelayEvent, TextEvent
+
+    events: list[RelayEvent] = []
+    for call in range(4):
+        events += [TextEvent(source="slm", text=" word", n_tokens=1)] * 25
+        events.append(CallStarted(call_id=str(call), requested=16, granted=16))
+        events += [TextEvent(source="llm", text=" word", n_tokens=1)] * 16
+        events.append(CallFinished(call_id=str(call), outcome="ok", tokens=16, latency_ms=80.0,
+                                   cloud="cloud"))  # fmt: skip
+    events.append(DoneEvent(finish_reason="stop", slm_tokens=100, llm_tokens=64, calls=4))
+
+    async def source() -> AsyncIterator[RelayEvent]:
+        for event in events:
+            yield event
+
+    async def timed(watched: bool) -> float:
+        metrics = EdgeMetrics()
+        start = time.perf_counter()
+        async for _ in metrics.watch(source()) if watched else source():
+            pass
+        return time.perf_counter() - start
+
+    plain = [asyncio.run(timed(False)) for _ in range(repeats)]
+    watched = [asyncio.run(timed(True)) for _ in range(repeats)]
+    return max(0.0, statistics.median(watched) - statistics.median(plain)) * 1000 / 4
+
+
 class UsageLog:
     """An engine wrapper that keeps the usage of every request it finished."""
 
@@ -249,6 +284,7 @@ def main() -> None:
         cpu, wall = handoff_overhead_ms(20 if args.quick else 100, Path(tmp))
         results["handoff_overhead_ms_p50"] = cpu
         results["handoff_wall_ms_p50"] = wall
+        results["metrics_overhead_ms_per_call"] = metrics_overhead_ms(20 if args.quick else 200)
         status.update("cloud prefix reuse")
         results["cloud_prefix_reuse_ratio"] = cloud_prefix_reuse(slm, cloud_path, Path(tmp))
         status.update("several users")
@@ -292,7 +328,8 @@ TARGETS = {
 def show(console: Console, results: dict[str, object]) -> None:
     table = Table("figure", "value", "target", "met", title=f"relayllm ({results['machine']})")
     extra = (
-        "handoff_wall_ms_p50", "resume_latency_ms_p50", "resume_vs_token_ratio_token_stream",
+        "handoff_wall_ms_p50", "metrics_overhead_ms_per_call", "resume_latency_ms_p50",
+        "resume_vs_token_ratio_token_stream",
         "edge_rss_per_conversation_mb",
         "edge_rss_mb_f16_kv", "edge_rss_bare_mb", "edge_rss_vs_bare_ratio",
         "edge_rss_mb_q4_v", "q4_v_decode_ratio",

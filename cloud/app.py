@@ -18,11 +18,16 @@ from cloud.auth import ApiKeys, require_api_key
 from cloud.engine import Engine
 from cloud.keys import KeyPolicy, Limits, load_keys
 from cloud.limits import BodySizeLimit
+from cloud.metrics import CloudMetrics, RequestCounter
 from cloud.quota import Quota
 from cloud.serving import Admission, OutputLimits, Response, serve_chat, serve_completion
 from cloud.settings import CloudSettings
 from cloud.state import StateStore, open_store
+from edge.openai_compat import tracing
+from edge.openai_compat.logs import RequestLog
+from edge.openai_compat.metrics import add_metrics_route
 from edge.openai_compat.server import add_error_handlers, error_responses, until_disconnected
+from protocol.errors import Overloaded, RateLimited
 from protocol.wire import ChatCompletionRequest, CompletionRequest, ModelCard, ModelList
 
 __all__ = ["build_engine", "create_app"]
@@ -72,7 +77,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = engine or build_engine(settings)
         state = store or open_store(settings.state_url_value)
-        app.state.quota = Quota(state, default_max_tokens=settings.max_output_tokens)
+        metrics.model = app.state.engine.model_id
+        app.state.quota = Quota(state, default_max_tokens=settings.max_output_tokens,
+                                metrics=metrics)  # fmt: skip
         await app.state.engine.start()
         log.info("serving model %s", app.state.engine.model_id)
         try:
@@ -81,13 +88,25 @@ def create_app(
             await app.state.engine.aclose()
             state.close()
 
+    tracing.tracer("relayllm-cloud")  # set up before the first request, when OTEL_* ask
     app = FastAPI(title="relayllm cloud", lifespan=lifespan)
-    app.state.api_keys = ApiKeys(*(keys or load_keys(settings)))
+    accepted, defaults = keys or load_keys(settings)
+    app.state.api_keys = ApiKeys(accepted, defaults)
     app.state.admission = Admission(settings.max_queue)
     app.state.limits = OutputLimits(settings.max_output_tokens, settings.request_timeout_s)
+    app.state.metrics = metrics = CloudMetrics()
+    metrics.follow(
+        queue=lambda: app.state.admission.in_flight,
+        store=lambda: getattr(getattr(app.state, "quota", None), "store", None),
+        keys=accepted,
+    )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestCounter, metrics=metrics)
+    app.add_middleware(RequestLog)  # outermost: every answer has an id and a log line
     add_error_handlers(app)
     _add_routes(app)
+    add_metrics_route(app, metrics.registry, guard=[Depends(require_api_key)],
+                      public=settings.metrics_public)  # fmt: skip
     return app
 
 
@@ -119,5 +138,14 @@ def _add_routes(app: FastAPI) -> None:
 async def _answer(serve: Any, body: Any, request: Request, key: KeyPolicy) -> Response:
     """``serve`` the request within ``key``'s quota; stopped if the client goes away."""
     state = request.app.state
-    answer = serve(state.engine, body, state.admission, state.limits, state.quota.meter(key))
-    return await until_disconnected(request, answer)
+    operation = "chat" if serve is serve_chat else "text_completion"
+    meter = state.quota.meter(key, operation)
+    answer = serve(state.engine, body, state.admission, state.limits, meter)
+    try:
+        return await until_disconnected(request, answer)
+    except RateLimited as exc:
+        state.metrics.rate_limited.labels(exc.limit).inc()
+        raise
+    except Overloaded:
+        state.metrics.rate_limited.labels("queue").inc()
+        raise

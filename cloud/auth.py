@@ -27,5 +27,8 @@ class ApiKeys:
 
 
 def require_api_key(request: Request) -> KeyPolicy:
-    """FastAPI dependency guarding the ``/v1`` routes; returns the caller's key."""
-    return request.app.state.api_keys.check(request.headers.get("authorization"))
+    """FastAPI dependency guarding the ``/v1`` routes; returns the caller's key (whose name
+    is left in ``request.state.key_name`` for the metrics and logs)."""
+    key = request.app.state.api_keys.check(request.headers.get("authorization"))
+    request.state.key_name = key.name
+    return key

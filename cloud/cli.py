@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from cloud.keys_cli import hash_key, usage
 from cloud.settings import CloudSettings
-from protocol.cli_help import plain_flags
+from protocol.cli_help import LogFormatChoice, plain_flags
 
 app = typer.Typer(help="The relayllm cloud endpoint (OpenAI-compatible).", no_args_is_help=True)
 plain_flags()
@@ -83,6 +83,9 @@ def serve(
     insecure_no_auth: Annotated[
         bool, typer.Option("--insecure-no-auth", help="No API key needed (loopback only).")
     ] = False,
+    metrics_public: Annotated[
+        bool, typer.Option("--metrics-public", help="GET /metrics without a key (private network).")
+    ] = False,
     max_body_bytes: Annotated[int | None, typer.Option(help="Largest request body.")] = None,
     max_queue: Annotated[
         int | None, typer.Option(help="Requests answered or waiting at once (then 429).")
@@ -103,8 +106,11 @@ def serve(
     upstream_api_key: Annotated[str | None, typer.Option(help="Upstream API key.")] = None,
     upstream_model: Annotated[str | None, typer.Option(help="Upstream model name.")] = None,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+    log_format: Annotated[
+        LogFormatChoice, typer.Option(help="text, or json: one object a line.")
+    ] = LogFormatChoice.text,
 ) -> None:
-    """Serve /v1/completions, /v1/chat/completions, /v1/models and /health."""
+    """Serve /v1/completions, /v1/chat/completions, /v1/models, /health and /metrics."""
     from cloud.app import build_engine, create_app
     from cloud.keys import load_keys
     from cloud.state import open_store
@@ -127,6 +133,7 @@ def serve(
         requests_per_minute=requests_per_minute,
         state_url=state_url,
         insecure_no_auth=insecure_no_auth,
+        metrics_public=metrics_public,
         max_body_bytes=max_body_bytes,
         max_queue=max_queue,
         prompt_slots=prompt_slots,
@@ -144,7 +151,8 @@ def serve(
         app = create_app(settings, engine=engine, store=store, keys=keys)
         serve_app(app, settings.host, settings.port,
                   announce=lambda url: err.print(f"relay-cloud serving {engine.model_id} on "
-                                                 f"{url}/v1"), log_level=log_level)  # fmt: skip
+                                                 f"{url}/v1"), log_level=log_level,
+                  log_format=log_format.value)  # fmt: skip
     except RelayError as exc:
         err.print(f"[red]error:[/red] {escape(exc.message)}")
         raise typer.Exit(1) from exc

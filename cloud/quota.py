@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from functools import partial
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
@@ -29,8 +30,13 @@ import anyio.to_thread
 from cloud.engine import Delta, Generation
 from cloud.keys import KeyPolicy, Limits
 from cloud.state import Claim, StateStore, Window
+from edge.openai_compat import tracing
+from edge.openai_compat.logs import annotate
 from protocol.errors import RateLimited
 from protocol.wire import ChatMessage, Usage
+
+if TYPE_CHECKING:
+    from cloud.metrics import CloudMetrics
 
 __all__ = ["Meter", "Quota", "chat_bound", "grant", "text_bound", "unmetered"]
 
@@ -95,19 +101,29 @@ def grant(key: KeyPolicy, window: Window, prompt: int, worst: int, now: float) -
 class Quota:
     """Applies each key's limits using ``store`` (shared by every replica that uses it)."""
 
-    def __init__(self, store: StateStore, *, default_max_tokens: int, threads: int = 8) -> None:
-        """``default_max_tokens``: the worst case of a request that sets no ``max_tokens``."""
+    def __init__(
+        self,
+        store: StateStore,
+        *,
+        default_max_tokens: int,
+        threads: int = 8,
+        metrics: CloudMetrics | None = None,
+    ) -> None:
+        """``default_max_tokens``: the worst case of a request that sets no ``max_tokens``;
+        ``metrics`` count what is settled, and each request's timings."""
         self.store = store
         self.default_max_tokens = default_max_tokens
+        self.metrics = metrics
         self._limiter = anyio.CapacityLimiter(threads)  # also bounds the store's connections
         self._in_order = asyncio.Lock()  # reservations one at a time, in arrival order
 
-    def meter(self, key: KeyPolicy) -> Meter:
-        """``key``'s :data:`Meter`: the reservation is made on the first ``anext``."""
-        return partial(self._metered, key)
+    def meter(self, key: KeyPolicy, operation: str = "text_completion") -> Meter:
+        """``key``'s :data:`Meter`: the reservation is made on the first ``anext``;
+        ``operation`` (``chat``, ``text_completion``) names the request in its trace."""
+        return partial(self._metered, key, operation)
 
     async def _metered(
-        self, key: KeyPolicy, prompt: int, generation: Generation, start: Start
+        self, key: KeyPolicy, operation: str, prompt: int, generation: Generation, start: Start
     ) -> AsyncIterator[Delta]:
         worst = generation.max_tokens or self.default_max_tokens
         async with self._in_order:  # so requests reach the engine first come, first served
@@ -115,16 +131,39 @@ class Quota:
         if claim.completion_tokens < worst:
             generation = replace(generation, max_tokens=claim.completion_tokens)
         deltas, usage, pieces = start(generation), None, None  # None: the prompt is not accepted
+        admitted, first = time.monotonic(), None
+        traced = self._traced(key, operation, generation)
         try:
             async for delta in deltas:
                 usage, pieces = delta.usage or usage, (pieces or 0) + bool(delta.text)
+                if delta.text and first is None:
+                    first = time.monotonic()
                 yield delta
         finally:
+            if self.metrics is not None and usage is not None:  # the engine finished
+                after = time.monotonic() - first if first is not None else 0.0
+                to_first = None if first is None else first - admitted
+                self.metrics.generated(to_first, usage.completion_tokens, after)
+            if traced is not None:
+                done = usage or Usage()
+                traced.end({"gen_ai.usage.input_tokens": done.prompt_tokens,
+                            "gen_ai.usage.output_tokens": done.completion_tokens,
+                            "relayllm.cached_tokens": done.cached_tokens})  # fmt: skip
             try:
                 await deltas.aclose()  # type: ignore[attr-defined]
             finally:
                 with anyio.CancelScope(shield=True):  # a cancelled stream is settled all the same
                     await self._settle(key, row, claim, usage, pieces)
+
+    def _traced(
+        self, key: KeyPolicy, operation: str, generation: Generation
+    ) -> tracing.Detached | None:
+        """The span of one generation (a child of the request's), when traces are on."""
+        model = self.metrics.model if self.metrics else ""
+        attributes = {"gen_ai.operation.name": operation, "gen_ai.request.model": model,
+                      "gen_ai.request.max_tokens": generation.max_tokens or 0,
+                      "relayllm.key": key.name}  # fmt: skip
+        return tracing.started("relayllm-cloud", f"{operation} {model}", attributes=attributes)
 
     async def _reserve(self, key: KeyPolicy, prompt: int, worst: int) -> tuple[int, Claim]:
         def decide(window: Window) -> Claim:
@@ -163,6 +202,11 @@ class Quota:
             await anyio.to_thread.run_sync(settle, limiter=self._limiter)
         except Exception:
             log.exception("could not settle request %d of key %r", row, key.name)
+            return
+        cached = usage.cached_tokens if usage else 0
+        annotate(prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached)
+        if self.metrics is not None:
+            self.metrics.settled(key.name, prompt, completion, cached)
 
 
 def _affordable(limits: Limits, usd_left: float, prompt: int) -> int:

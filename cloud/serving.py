@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from cloud.engine import Delta, Engine, Generation
 from cloud.quota import Meter, chat_bound, text_bound, unmetered
+from edge.openai_compat.logs import current_request_id
 from edge.openai_compat.server import event_stream
 from protocol.errors import ModelNotFound, Overloaded, RelayError
 from protocol.sampling import SamplingParams
@@ -130,7 +131,7 @@ async def _sse(
                 yield encode_sse(usage_chunk(delta.usage))
     except RelayError as exc:
         log.warning("stream failed: %s", exc.message)
-        yield encode_sse(ErrorBody.of(exc))
+        yield encode_sse(ErrorBody.of(exc, current_request_id()))
     finally:
         await deltas.aclose()
     yield SSE_DONE

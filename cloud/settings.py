@@ -59,6 +59,9 @@ class CloudSettings(BaseSettings):
     insecure_no_auth: bool = Field(
         False, description="Accept requests without a key (loopback only)."
     )
+    metrics_public: bool = Field(
+        False, description="GET /metrics without a key (for a private network)."
+    )
     max_body_bytes: int = Field(1 << 20, ge=1024, le=1 << 30, description="Largest request body.")
     max_queue: int = Field(
         64, ge=1, le=100_000, description="Requests answered or waiting at once (then 429)."

@@ -7,14 +7,17 @@ entropies come from it, calls go to the cloud, and events go to the caller.
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import replace
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from edge.clouds.client import CloudClient
 from edge.local_model import LocalModel
+from edge.openai_compat import tracing
 from edge.policies import CallPolicy
 from edge.prompt import RelayPrompt
 from edge.record import AnswerRecord
@@ -50,6 +53,8 @@ class RelayLoop:
         self.model, self.cloud, self.policy = model, cloud, policy
         self.limits, self.sampling = limits, sampling
         self.record: AnswerRecord | None = None
+        path = getattr(model, "path", None)
+        self.model_name = getattr(path, "name", "") or type(model).__name__
 
     def run(
         self,
@@ -73,6 +78,9 @@ class RelayLoop:
         self.model.sync(prompt.tokens, exact=seed is not None)
         sampler = self.model.sampler(replace(sampling, seed=seed))
         steps = answer.steps()
+        traced = tracing.started("relayllm-edge", "relay answer", attributes={
+            "gen_ai.operation.name": "chat", "gen_ai.request.model": self.model_name,
+            "relayllm.policy": self.policy.name})  # fmt: skip
         try:
             reply = None
             while (step := steps.send(reply)) is not None:
@@ -84,7 +92,8 @@ class RelayLoop:
                 elif step is ENTROPY:
                     reply = self.model.next_token_entropy()
                 elif isinstance(step, CallCloud):
-                    reply = Prefetched(self.cloud.stream(step.request))
+                    with traced.current() if traced else nullcontext():  # its span's parent
+                        reply = Prefetched(self.cloud.stream(step.request))
                 elif isinstance(step, Rewind):
                     self.model.rewind(step.n)
                 else:
@@ -94,6 +103,21 @@ class RelayLoop:
         finally:
             steps.close()
             sampler.close()
+            if traced is not None:
+                traced.end(_answer_attributes(answer.record))
+
+
+def _answer_attributes(record: AnswerRecord) -> dict[str, Any]:
+    """What an answer's span says once it is done (GenAI conventions and the relay's own)."""
+    cloud = record.mask.count(0)
+    return {
+        "gen_ai.usage.input_tokens": record.prompt_tokens,
+        "gen_ai.usage.output_tokens": len(record.tokens),
+        "gen_ai.response.finish_reasons": [record.finish_reason or "length"],
+        "relayllm.slm_tokens": len(record.tokens) - cloud,
+        "relayllm.llm_tokens": cloud,
+        "relayllm.calls": len(record.calls),
+    }
 
 
 class Prefetched(Generic[T]):
@@ -109,7 +133,9 @@ class Prefetched(Generic[T]):
         self._items: queue.Queue[object] = queue.Queue()
         self._ahead: object = _NOTHING
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, args=(source,), daemon=True)
+        context = contextvars.copy_context()  # the reader sees the caller's trace
+        self._thread = threading.Thread(target=context.run, args=(self._read, source),
+                                        daemon=True)  # fmt: skip
         self._thread.start()
 
     def _read(self, source: Iterator[T]) -> None:

@@ -81,10 +81,10 @@ class Relay:
 
     @property
     def clouds(self) -> list[dict[str, str]]:
-        """Each cloud in order: name, URL, model, API family and breaker state."""
+        """Each cloud in order: name, URL, model, API family, breaker state and last error."""
         return [
             {"name": c.name, "url": c.http.base_url, "model": c.http.model or "",
-             "api": c.http.api, "breaker": c.breaker.state}
+             "api": c.http.api, "breaker": c.breaker.state, "last_error": c.breaker.last_error}
             for c in getattr(self.loop.cloud, "clouds", ())
         ]  # fmt: skip
 

@@ -15,15 +15,18 @@
 * With ``api_keys`` set, the ``/v1`` routes want ``Authorization: Bearer KEY``
   (401 without); the page asks for the key when it meets a 401.
 * ``GET /v1/models``, ``GET /health`` (the cloud's reachability and the
-  breaker), ``GET /v1/relay/status`` (spend against the caps) and ``GET /``: a
-  chat page that shows SLM and cloud text in two colours, each call, and a meter.
+  breaker), ``GET /v1/relay/status`` (spend against the caps), ``GET /metrics``
+  (Prometheus, :mod:`edge.metrics`; behind the key unless ``metrics_public``) and
+  ``GET /``: a chat page that shows SLM and cloud text in two colours, each call,
+  and a meter.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from importlib import resources
@@ -34,6 +37,10 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
 from edge.llama import iterate_in_thread
+from edge.metrics import EdgeMetrics, cap_spend
+from edge.openai_compat import tracing
+from edge.openai_compat.logs import RequestLog, annotate
+from edge.openai_compat.metrics import add_metrics_route
 from edge.openai_compat.server import (
     add_error_handlers,
     check_api_key,
@@ -89,6 +96,12 @@ class EdgeService:
         self.api_keys = tuple(key_digest(k.get_secret_value()) for k in relay.settings.api_keys)
         self.answers = self.calls = self.cloud_tokens = 0
         self.spent_usd = 0.0
+        self.metrics = EdgeMetrics()
+        self.metrics.follow(
+            queue=lambda: self.in_flight,
+            clouds=lambda: relay.clouds,
+            spend=lambda: cap_spend(relay.settings, [c["name"] for c in relay.clouds]),
+        )
 
     async def answer(self, request: ChatCompletionRequest) -> AsyncIterator[RelayEvent]:
         """Admit ``request`` (or refuse it: 429), build its prompt (or refuse it: 400), and
@@ -97,6 +110,7 @@ class EdgeService:
         wanted = request.token_limit_within(settings.max_output_tokens)
         deadline = asyncio.get_running_loop().time() + settings.request_timeout_s
         if self.in_flight > self.max_waiting:
+            self.metrics.refused.labels("overloaded").inc()
             raise Overloaded(f"{self.in_flight - 1} answers are waiting; try again shortly",
                              retry_after_s=5.0)  # fmt: skip
         self.in_flight += 1
@@ -112,10 +126,15 @@ class EdgeService:
         asked = {"temperature": request.temperature, "top_p": request.top_p, "seed": request.seed}
         sampling = replace(loop.sampling, **{k: v for k, v in asked.items() if v is not None})
         limits = replace(loop.limits, max_tokens=wanted or loop.limits.max_tokens)
-        events = iterate_in_thread(
-            self.worker, lambda: self.relay.answer(prompt, sampling=sampling, limits=limits)
-        )
-        return self._counted(self._timed(self._stopped(events, request.stop_sequences), deadline))
+        arrived, context = time.monotonic(), contextvars.copy_context()  # the request's trace
+
+        def start() -> Iterator[RelayEvent]:  # on the model's thread, when its turn comes
+            self.metrics.queue_wait.observe(time.monotonic() - arrived)
+            return _within(context, self.relay.answer(prompt, sampling=sampling, limits=limits))
+
+        events = iterate_in_thread(self.worker, start)
+        answer = self._timed(self._stopped(events, request.stop_sequences), deadline)
+        return self._counted(self.metrics.watch(answer))
 
     async def _timed(
         self, events: AsyncIterator[RelayEvent], deadline: float
@@ -172,6 +191,8 @@ class EdgeService:
         try:
             async for event in events:
                 if isinstance(event, DoneEvent):
+                    annotate(slm_tokens=event.slm_tokens, llm_tokens=event.llm_tokens,
+                             calls=event.calls, finish_reason=event.finish_reason)  # fmt: skip
                     self.answers += 1
                     self.calls += event.calls
                     self.cloud_tokens += event.llm_tokens
@@ -180,6 +201,18 @@ class EdgeService:
         finally:
             self.in_flight -= 1
             await events.aclose()  # type: ignore[attr-defined]
+
+
+def _within(context: contextvars.Context, events: Iterator[RelayEvent]) -> Iterator[RelayEvent]:
+    """``events``, each one made in ``context`` (so the answer's span is the request's child)."""
+    try:
+        while True:
+            try:
+                yield context.run(next, events)
+            except StopIteration:
+                return
+    finally:
+        context.run(getattr(events, "close", lambda: None))
 
 
 def _release(held: list[TextEvent], text: str) -> list[TextEvent]:
@@ -199,9 +232,11 @@ def _release(held: list[TextEvent], text: str) -> list[TextEvent]:
 
 def create_edge_app(relay: Relay, *, max_waiting: int = 8) -> FastAPI:
     """An app answering chat completions with ``relay``."""
+    tracing.tracer("relayllm-edge")  # set up before the first request, when OTEL_* ask
     app = FastAPI(title="relayllm edge")
     service = EdgeService(relay, max_waiting=max_waiting)
     app.state.service = service
+    app.add_middleware(RequestLog)  # every answer has an id and a log line
     add_error_handlers(app)
 
     def require_key(request: Request) -> None:
@@ -222,6 +257,9 @@ def create_edge_app(relay: Relay, *, max_waiting: int = 8) -> FastAPI:
     async def health() -> dict[str, Any]:
         return {"status": "ok", **_models(relay), "gpu": relay.model.placement(),
                 "cloud": await _cloud_health(relay)}  # fmt: skip
+
+    add_metrics_route(app, service.metrics.registry, guard=guarded,
+                      public=relay.settings.metrics_public)  # fmt: skip
 
     @app.get("/v1/relay/status", dependencies=guarded, responses=error_responses(401))
     async def status() -> dict[str, Any]:
@@ -360,5 +398,6 @@ def _status(service: EdgeService) -> dict[str, Any]:
     model = service.relay.model
     memory = {"context_tokens": model.n_ctx, "kv_cache": model.kv_cache,
               "per_conversation_mb": round(model.kv_bytes() / 2**20, 1)}  # fmt: skip
+    clouds = [{k: c[k] for k in ("name", "breaker", "last_error")} for c in service.relay.clouds]
     return {"session": session, "spend": spend, "caps": caps, "waiting": service.in_flight,
-            "memory": memory, "gpu": model.placement()}  # fmt: skip
+            "memory": memory, "gpu": model.placement(), "clouds": clouds}  # fmt: skip

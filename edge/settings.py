@@ -228,6 +228,9 @@ class EdgeSettings(BaseSettings):
         default_factory=list,
         description="relay serve: keys accepted on /v1 (none: no key asked; loopback only).",
     )
+    metrics_public: bool = Field(
+        False, description="relay serve: GET /metrics without a key (for a private network)."
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -8,9 +8,17 @@ for flags; options that take a value keep theirs (``--max-tokens <int>``).
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
-__all__ = ["plain_flags"]
+__all__ = ["LogFormatChoice", "plain_flags"]
+
+
+class LogFormatChoice(str, Enum):
+    """``--log-format`` of the servers."""
+
+    text = "text"
+    json = "json"
 
 
 def plain_flags() -> None:

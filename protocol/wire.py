@@ -328,6 +328,9 @@ class ErrorDetail(WireModel):
     type: str
     param: str | None = None
     code: str | None = None
+    request_id: str | None = Field(
+        None, description="relayllm: the request's id, as in X-Request-ID and the server log."
+    )
 
 
 class ErrorBody(WireModel):
@@ -336,9 +339,8 @@ class ErrorBody(WireModel):
     error: ErrorDetail
 
     @classmethod
-    def of(cls, exc: RelayError) -> ErrorBody:
-        """The envelope for one of relayllm's errors."""
-        detail = ErrorDetail(
-            message=exc.message, type=exc.error_type, param=exc.param, code=type(exc).__name__
-        )
+    def of(cls, exc: RelayError, request_id: str | None = None) -> ErrorBody:
+        """The envelope for one of relayllm's errors (of the request ``request_id``)."""
+        detail = ErrorDetail(message=exc.message, type=exc.error_type, param=exc.param,
+                             code=type(exc).__name__, request_id=request_id)  # fmt: skip
         return cls(error=detail)

@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,6 +49,14 @@ def relay_cloud_process(*args: str) -> Iterator[tuple[str, subprocess.Popen[byte
     base = f"http://127.0.0.1:{port}"
     with running([*command, *args], f"{base}/health", env=env) as process:
         yield base, process
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Any:
+    """relay-cloud's expert engine with four keys and their limits (:mod:`tests.keyed`)."""
+    from tests.keyed import make_setup
+
+    return make_setup(tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.__main__ import cloud_prefix_reuse, handoff_overhead_ms, idle_ratio, splice_ratios
+from benchmarks.__main__ import (
+    cloud_prefix_reuse,
+    handoff_overhead_ms,
+    idle_ratio,
+    metrics_overhead_ms,
+    splice_ratios,
+)
 from benchmarks.memory import decode_ratio_deep, edge_memory
 from benchmarks.resume import resume_latency
 from benchmarks.rollout import rollout_vs_generate_ratio
@@ -30,6 +36,7 @@ def test_benchmarks_run_at_reduced_size(
     assert 0.3 < idle_ratio(slm, tokens=8, repeats=1) < 3
     (ratio,) = splice_ratios(slm, (256,), repeats=1).values()
     assert 0.3 < ratio < 3
+    assert 0 <= metrics_overhead_ms(3) < 50  # a number per call, not a stall
     cpu, wall = handoff_overhead_ms(3, tmp_path)
     assert 0 < cpu <= wall * 2  # one process's CPU time cannot exceed two cores' wall time
     # The second call re-sends the first one's context: the engine re-evaluates little of it.

@@ -27,6 +27,7 @@ from edge.cli.common import (
     say_notes,
     settings_from,
 )
+from protocol.cli_help import LogFormatChoice
 from protocol.errors import RelayError
 
 
@@ -59,6 +60,16 @@ def serve(
             "--api-key", help="Key the /v1 routes accept (repeatable; needed off loopback)."
         ),
     ] = None,
+    metrics_public: Annotated[
+        bool | None,
+        typer.Option("--metrics-public", help="GET /metrics without a key (a private network)."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="Log level (info: a line per request).")] = (
+        "warning"
+    ),
+    log_format: Annotated[
+        LogFormatChoice, typer.Option(help="text, or json: one object a line.")
+    ] = LogFormatChoice.text,
 ) -> None:
     """Serve the relay as an OpenAI-compatible /v1/chat/completions on this machine."""
     settings = settings_from(
@@ -66,7 +77,7 @@ def serve(
         cloud_api=cloud_api, n_gpu_layers=gpu_layers,
         policy=policy, offline=offline, max_calls=max_calls, max_tokens=max_tokens, seed=seed,
         max_output_tokens=max_output_tokens, request_timeout_s=request_timeout,
-        api_keys=api_key or None,
+        api_keys=api_key or None, metrics_public=metrics_public,
     )  # fmt: skip
     from edge.openai_compat.server import is_loopback
 
@@ -89,6 +100,7 @@ def serve(
             out.print(f"relay serving on {url}/v1 (model 'relayllm')", highlight=False)
 
         app = create_edge_app(relay, max_waiting=settings.max_waiting)
-        serve_app(app, host, port, announce=announce)
+        serve_app(app, host, port, announce=announce, log_level=log_level,
+                  log_format=log_format.value)  # fmt: skip
     except RelayError as exc:
         raise fail(exc) from exc

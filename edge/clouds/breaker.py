@@ -41,6 +41,7 @@ class CircuitBreaker:
         self._opened_at: float | None = None
         self._wait_until = 0.0  # the cloud's Retry-After
         self._probing = False
+        self.last_error = ""  # the latest failure's reason, for /health and the page
 
     @property
     def state(self) -> str:
@@ -54,11 +55,15 @@ class CircuitBreaker:
             for item in self.inner.stream(request):
                 yield item
                 if isinstance(item, CloudEnd):
+                    if item.outcome == "fallback":
+                        self.last_error = item.reason
                     self._record(ok=item.outcome != "fallback")
         except CloudUnavailable as exc:
+            self.last_error = exc.message
             self._record(ok=False, wait_s=exc.retry_after_s)
             raise
-        except CloudError:
+        except CloudError as exc:
+            self.last_error = exc.message
             self._release()
             raise
         except GeneratorExit:

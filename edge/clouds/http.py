@@ -31,7 +31,7 @@ from edge.clouds.probe import PROBE_THINKING_TOKENS, ProbeResult, find_api, prob
 from edge.clouds.providers import provider_for
 from edge.clouds.seam import ReplyText, Seam
 from edge.clouds.transport import Tally, stream_reply
-from edge.openai_compat import error_for_response, transport_errors
+from edge.openai_compat import error_for_response, tracing, transport_errors
 from protocol.errors import CloudError, CloudUnavailable, UpstreamError
 
 __all__ = ["HttpCloud"]
@@ -88,6 +88,22 @@ class HttpCloud:
 
     def stream(self, request: CloudRequest) -> Iterator[CloudItem]:
         speaker, target = self.speaker()
+        attributes = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": target.model,
+            "gen_ai.request.max_tokens": request.max_tokens,
+            "server.address": self.base_url,
+            "relayllm.cloud": self.name,
+            "relayllm.cloud_api": speaker.name,
+            "relayllm.call_id": request.call_id,
+        }
+        with tracing.span("relayllm-edge", f"chat {target.model}", kind="CLIENT",
+                          attributes=attributes):  # fmt: skip
+            yield from self._stream(speaker, target, request)
+
+    def _stream(
+        self, speaker: ApiFamily, target: Target, request: CloudRequest
+    ) -> Iterator[CloudItem]:
         stops = target.stops_for(request, len(target.stop) + len(request.stop))
         reply, tally = ReplyText(Seam(), stops), None
         try:
@@ -108,6 +124,10 @@ class HttpCloud:
         shown, dropped = reply.end(finish)
         if shown:
             yield CloudText(shown, self.name)
+        tracing.set_attributes(**{
+            "gen_ai.usage.input_tokens": tally.prompt_tokens,
+            "gen_ai.usage.output_tokens": tally.completion_tokens,
+            "gen_ai.response.finish_reasons": [finish or "length"]})  # fmt: skip
         yield CloudEnd(
             outcome="ok", finish_reason=finish, completion_tokens=tally.completion_tokens,
             prompt_tokens=tally.prompt_tokens, cached_tokens=tally.cached_tokens,
@@ -180,9 +200,11 @@ class HttpCloud:
                                  call_id=request.call_id, context_tokens=request.context_tokens,
                                  payload=payload, body=call.body)  # fmt: skip
             yield Sent(call, target)
+            headers = dict(call.headers)
+            tracing.inject(headers)  # the cloud's span joins this call's trace
             try:
                 yield from stream_reply(self._client, call.url, payload, call.new_tally,
-                                        headers=call.headers, total_timeout_s=self.total_timeout_s,
+                                        headers=headers, total_timeout_s=self.total_timeout_s,
                                         retries=retries)  # fmt: skip
                 return
             except UpstreamError as exc:

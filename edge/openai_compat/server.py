@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
+from edge.openai_compat.logs import LogFormat, configure_logging, current_request_id
 from protocol.errors import (
     AuthenticationFailed,
     InvalidRequest,
@@ -120,7 +121,7 @@ async def _disconnect(request: Request) -> None:
 
 def error_response(exc: RelayError) -> JSONResponse:
     """The OpenAI-shaped JSON answer for ``exc`` (with ``Retry-After`` when it has one)."""
-    body = ErrorBody.of(exc).model_dump(exclude_none=True)
+    body = ErrorBody.of(exc, current_request_id()).model_dump(exclude_none=True)
     retry = getattr(exc, "retry_after_s", None)
     headers = {"Retry-After": str(max(1, round(retry)))} if retry is not None else None
     return JSONResponse(body, status_code=exc.status_code, headers=headers)
@@ -240,6 +241,7 @@ def serve_app(
     *,
     announce: Callable[[str], None],
     log_level: str = "warning",
+    log_format: LogFormat = "text",
 ) -> None:
     """Serve ``app`` until stopped; the address is announced only once the port is bound.
 
@@ -262,7 +264,9 @@ def serve_app(
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     announce(f"http://{shown}:{bound}")
+    configure_logging(log_level, log_format)
     config = uvicorn.Config(AnswerWhenStopping(app), log_level=log_level,
+                            log_config=None, access_log=False,
                             timeout_graceful_shutdown=SHUTDOWN_GRACE_S)  # fmt: skip
     server = uvicorn.Server(config)
     server.run(sockets=[sock])

@@ -183,5 +183,9 @@ def test_the_page_shows_both_models_calls_and_the_meter(edge_url: str) -> None:
             assert any(b.startswith("call 4 →") and "ok" in b for b in badges)
             page.wait_for_function("Number(document.getElementById('meter-calls').textContent) > 0")
             assert int(page.inner_text("#meter-tokens")) > 0
+            cloud = page.locator("#clouds .cloud")  # each cloud's health beside the meter
+            assert cloud.count() == 1
+            assert cloud.inner_text().endswith("closed")
+            assert cloud.get_attribute("title") == "no error"
         finally:
             browser.close()

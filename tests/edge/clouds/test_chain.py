@@ -96,6 +96,10 @@ def test_a_dead_and_a_rate_limited_cloud_are_passed_over_then_cooled_down(
     assert "cooling down" in skipped(second)[1][1]  # Retry-After: skipped without a request
     assert len(openai_cloud.emulator.requests) == before
     assert [c["breaker"] for c in relay.clouds][1] == "open"
+    health = {c["name"]: c["last_error"] for c in relay.clouds}  # for /health and the page
+    assert "cannot reach" in health["dead"]
+    assert "answered 429" in health["openai"]  # its own last error, not the cool-down
+    assert health["claude"] == ""
     ledger = rows(settings)
     assert [(cloud, outcome) for cloud, _, _, outcome in ledger[:3]] == [
         ("dead", "fallback"), ("openai", "fallback"), ("claude", "ok"),
