@@ -9,6 +9,8 @@ machine's speed cancels out:
   ``Llama.eval`` of the same tokens at the same context, worst of 256/1024/3072.
 * ``handoff_overhead_ms_p50``: client-side time per call (request, SSE parsing,
   ledger, audit, breaker) against a loopback server that answers instantly.
+* ``handoff_overhead_ms_p50_traced``: the same with OpenTelemetry traces on (a span per
+  call and its ``traceparent``; the spans are dropped, not sent).
 * ``metrics_overhead_ms_per_call``: what ``relay serve``'s Prometheus metrics add to
   an answer, per cloud call (the edge counts each event as it is sent).
 * ``cloud_prefix_reuse_ratio``: prompt tokens the embedded cloud engine
@@ -201,6 +203,29 @@ def metrics_overhead_ms(repeats: int) -> float:
     return max(0.0, statistics.median(watched) - statistics.median(plain)) * 1000 / 4
 
 
+def traced_handoff_overhead_ms(calls: int, data_dir: Path) -> float:
+    """:func:`handoff_overhead_ms` (CPU) with traces on: every call's span is made, filled and
+    handed to an exporter that drops it, and its ``traceparent`` is sent."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+    class Dropped(SpanExporter):
+        def export(self, spans: object) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    provider.add_span_processor(SimpleSpanProcessor(Dropped()))
+    os.environ["OTEL_TRACES_EXPORTER"] = "otlp"  # on; the provider above is the one used
+    try:
+        return handoff_overhead_ms(calls, data_dir)[0]
+    finally:
+        del os.environ["OTEL_TRACES_EXPORTER"]
+
+
 class UsageLog:
     """An engine wrapper that keeps the usage of every request it finished."""
 
@@ -284,6 +309,10 @@ def main() -> None:
         cpu, wall = handoff_overhead_ms(20 if args.quick else 100, Path(tmp))
         results["handoff_overhead_ms_p50"] = cpu
         results["handoff_wall_ms_p50"] = wall
+        if importlib.util.find_spec("opentelemetry.sdk") is not None:
+            results["handoff_overhead_ms_p50_traced"] = traced_handoff_overhead_ms(
+                20 if args.quick else 100, Path(tmp)
+            )
         results["metrics_overhead_ms_per_call"] = metrics_overhead_ms(20 if args.quick else 200)
         status.update("cloud prefix reuse")
         results["cloud_prefix_reuse_ratio"] = cloud_prefix_reuse(slm, cloud_path, Path(tmp))
@@ -328,7 +357,8 @@ TARGETS = {
 def show(console: Console, results: dict[str, object]) -> None:
     table = Table("figure", "value", "target", "met", title=f"relayllm ({results['machine']})")
     extra = (
-        "handoff_wall_ms_p50", "metrics_overhead_ms_per_call", "resume_latency_ms_p50",
+        "handoff_wall_ms_p50", "handoff_overhead_ms_p50_traced", "metrics_overhead_ms_per_call",
+        "resume_latency_ms_p50",
         "resume_vs_token_ratio_token_stream",
         "edge_rss_per_conversation_mb",
         "edge_rss_mb_f16_kv", "edge_rss_bare_mb", "edge_rss_vs_bare_ratio",

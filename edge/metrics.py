@@ -105,7 +105,7 @@ class EdgeMetrics:
                     call = (now, None)
                 elif isinstance(event, TextEvent) and event.source == "llm" and call:
                     call = (call[0], call[1] if call[1] is not None else now - call[0])
-                elif isinstance(event, TextEvent) and ended is not None:
+                elif isinstance(event, TextEvent) and event.source == "slm" and ended:
                     self.resume.observe(now - ended)
                     ended = None
                 elif isinstance(event, CallFinished):

@@ -13,6 +13,7 @@ from benchmarks.__main__ import (
     idle_ratio,
     metrics_overhead_ms,
     splice_ratios,
+    traced_handoff_overhead_ms,
 )
 from benchmarks.memory import decode_ratio_deep, edge_memory
 from benchmarks.resume import resume_latency
@@ -37,6 +38,7 @@ def test_benchmarks_run_at_reduced_size(
     (ratio,) = splice_ratios(slm, (256,), repeats=1).values()
     assert 0.3 < ratio < 3
     assert 0 <= metrics_overhead_ms(3) < 50  # a number per call, not a stall
+    assert traced_handoff_overhead_ms(3, tmp_path) > 0
     cpu, wall = handoff_overhead_ms(3, tmp_path)
     assert 0 < cpu <= wall * 2  # one process's CPU time cannot exceed two cores' wall time
     # The second call re-sends the first one's context: the engine re-evaluates little of it.
