@@ -108,6 +108,26 @@ class CloudSettings(BaseModel):
     cloud_api: CloudApiName = Field("auto", description="API family (auto: known host or probe).")
     prices: Price | None = Field(None, description="Per million tokens (default: prices[model]).")
     caps: CapSettings = Field(default_factory=CapSettings, description="This cloud's own caps.")
+    temperature: float | None = Field(
+        None,
+        ge=0,
+        le=2,
+        description="This cloud's sampling temperature (default: cloud_temperature).",
+    )
+    connect_timeout_s: float | None = Field(None, gt=0, le=600, description="Its connect timeout.")
+    first_token_timeout_s: float | None = Field(
+        None, gt=0, le=600, description="Its wait for a first token (a reasoning model's is long)."
+    )
+    total_timeout_s: float | None = Field(
+        None, gt=0, le=3600, description="Its whole-call timeout."
+    )
+    retries: int | None = Field(None, ge=0, le=10, description="Its retries before a first token.")
+
+    def options(self) -> dict[str, float | int]:
+        """The client settings this cloud sets for itself (the global ones apply to the rest)."""
+        own = ("temperature", "connect_timeout_s", "first_token_timeout_s", "total_timeout_s",
+               "retries")  # fmt: skip
+        return {name: getattr(self, name) for name in own if getattr(self, name) is not None}
 
 
 class EdgeSettings(BaseSettings):

@@ -59,7 +59,8 @@ class CloudStack:
 def http_clouds(settings: EdgeSettings) -> list[HttpCloud]:
     """The configured clouds as HTTP clients, unguarded (``relay cloud check`` probes these).
 
-    Each is named as configured, else by its provider or host (``-2``, ... when taken).
+    Each is named as configured, else by its provider or host (``-2``, ... when taken), with
+    the global temperature, timeouts and retries unless it sets its own.
     """
     audit = AuditLog(settings.resolved_audit_path(), full_text=settings.audit_full_text)
     memory = ApiMemory(data_dir() / "clouds.json")
@@ -71,7 +72,7 @@ def http_clouds(settings: EdgeSettings) -> list[HttpCloud]:
     }  # fmt: skip
     clouds = [
         HttpCloud(cloud.url, api_key=_key(cloud), model=cloud.model, api=cloud.cloud_api,
-                  name=cloud.name, **options)  # type: ignore[arg-type]
+                  name=cloud.name, **(options | cloud.options()))  # type: ignore[arg-type]
         for cloud in settings.cloud_list()
     ]  # fmt: skip
     seen: Counter[str] = Counter()

@@ -270,3 +270,21 @@ def test_relay_run_answers_through_a_cut_stream(
     assert "Let me see. " + healthy.forwarded_text + " " in done.stdout  # and went on
     assert "calls 1 failed" in done.stdout
     assert billed(settings) == [(healthy.forwarded_pieces, "fallback")] == [(3, "fallback")]
+
+
+def test_a_cloud_with_its_own_short_wait_is_passed_over_for_the_next(
+    slm: LlamaModel, settings: EdgeSettings, healthy: FaultProxy, expert_url: str
+) -> None:
+    """The stalled cloud's own first-token timeout (not the global 20 s) decides when the call
+    moves on to the next cloud."""
+    healthy.fault = "stall-headers"
+    clouds = [{"url": healthy.url, "name": "stalled", "model": "expert", "cloud_api": "completions",
+               "first_token_timeout_s": 0.5, "retries": 0},
+              {"url": f"{expert_url}/v1", "name": "next", "model": "expert",
+               "cloud_api": "completions"}]  # fmt: skip
+    patient = settings.model_copy(update={"first_token_timeout_s": 20.0, "total_timeout_s": 30.0})
+    chained = EdgeSettings(**{**patient.model_dump(exclude={"clouds"}), "clouds": clouds})
+    events = answer(build_relay(chained, model=slm))
+    (finished,) = [e for e in events if isinstance(e, CallFinished)]
+    assert (finished.outcome, finished.cloud) == ("ok", "next")
+    assert finished.latency_ms < 5000  # the half-second wait, not the global 20 s

@@ -47,6 +47,7 @@ def test_clouds_in_order_from_the_config_file(
         "[clouds.caps]\nusd_per_day = 1.0\n"
         '[[clouds]]\nurl = "https://api.anthropic.com"\nkey_env = "MY_CLAUDE_KEY"\n'
         'model = "claude-haiku-4-5"\ncloud_api = "anthropic"\n'
+        "first_token_timeout_s = 90\ntotal_timeout_s = 300\nretries = 0\ntemperature = 0.2\n"
     )
     monkeypatch.setenv("RELAYLLM_CONFIG", str(config))
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
@@ -63,6 +64,17 @@ def test_clouds_in_order_from_the_config_file(
     openai, claude = http_clouds(settings)
     assert (openai.name, openai.api_key) == ("openai", "sk-from-env")  # the provider's variable
     assert (claude.name, claude.api_key) == ("anthropic", "sk-ant-from-env")
+    # a cloud's own timeouts, retries and temperature; the others keep the global ones
+    assert (claude.total_timeout_s, claude.retries, claude.temperature) == (300, 0, 0.2)
+    assert claude._client.timeout.read == 90
+    assert (openai.total_timeout_s, openai.retries, openai.temperature) == (
+        settings.total_timeout_s, settings.retries, settings.cloud_temperature)  # fmt: skip
+    assert openai._client.timeout.read == settings.first_token_timeout_s
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[clouds]]\nurl = "http://127.0.0.1:1/v1"\nfirst_token_timeout_s = 0\n')
+    monkeypatch.setenv("RELAYLLM_CONFIG", str(bad))
+    with pytest.raises(ValidationError, match="first_token_timeout_s"):
+        EdgeSettings()
 
 
 def test_the_old_cloud_mode_still_works_with_a_note(
