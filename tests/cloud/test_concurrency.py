@@ -71,7 +71,9 @@ def test_fifty_concurrent_streams_all_finish_first_come_first_served(cloud_url: 
     assert [status for status, _, _ in results] == [200] * 50
     assert all(tokens == 8 for _, _, tokens in results)
     firsts = [first for _, first, _ in results]  # each request's first token, on one clock
-    assert sum(a <= b for a, b in itertools.pairwise(firsts)) >= 47
+    # Requests the engine starts in one batch get their first tokens together, and the client
+    # notes them a few ms apart in any order: a tie within 15 ms is no reordering.
+    assert sum(a <= b + 0.015 for a, b in itertools.pairwise(firsts)) >= 47
 
 
 def test_a_full_queue_answers_429_with_retry_after(cloud_model_path: Path) -> None:
