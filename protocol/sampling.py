@@ -1,6 +1,7 @@
 """How a model draws its next token: one set of parameters for every backend.
 
-The order is llama.cpp's: repetition penalties on the raw logits, then top-k,
+The order is llama.cpp's: a fixed bias on chosen tokens (``logit_bias``, as
+OpenAI's field), repetition penalties on the raw logits, then top-k,
 top-p and min-p, then temperature, then a draw from a generator seeded with
 ``seed`` (temperature 0 takes the most likely token). Neutral values switch a
 stage off: ``top_k=0``, ``top_p=1``, ``min_p=0``, penalties ``1`` / ``0``.
@@ -26,6 +27,7 @@ class SamplingParams:
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     penalty_last_n: int = 64
+    logit_bias: tuple[tuple[int, float], ...] = ()
 
     def __post_init__(self) -> None:
         checks = {
@@ -36,6 +38,9 @@ class SamplingParams:
             "repeat_penalty must be > 0": self.repeat_penalty > 0,
             "penalty_last_n must be >= 0": self.penalty_last_n >= 0,
             "seed must be in [0, 2**32)": self.seed is None or 0 <= self.seed < 2**32,
+            "logit_bias must hold (token id >= 0, bias in [-100, 100]) pairs": all(
+                token >= 0 and -100 <= bias <= 100 for token, bias in self.logit_bias
+            ),
         }
         failed = [message for message, ok in checks.items() if not ok]
         if failed:

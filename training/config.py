@@ -1,7 +1,8 @@
 """The settings of a training run: one model, grouped, every field described and bounded.
 
 A run is configured by a preset (``cpu-tiny``: the whole pipeline in minutes on
-two cores; ``paper``: the method's recipe for a GPU), a TOML file on top, then
+two cores, the test; ``cpu-small``: the README's figure, within an hour on two
+cores; ``paper``: the method's recipe for a GPU), a TOML file on top, then
 command-line overrides (``--set grpo.steps=20``). The resolved config is saved
 with the run.
 """
@@ -46,7 +47,11 @@ class WarmupConfig(_Section):
     no_call_share: float = Field(0.3, ge=0, le=1, description="Examples that keep no call.")
     max_calls: int = Field(2, ge=1, le=8, description="Most commands in one example.")
     call_sizes: list[int] = Field([4, 8, 16, 32, 64], description="N of the inserted commands.")
-    positions: Literal["random", "entropy"] = Field("random", description="Where calls go.")
+    positions: Literal["errors", "random", "entropy"] = Field(
+        "errors",
+        description="Where calls go: errors (before each reference step whose number the SLM "
+        "gets wrong, sized to that step), random, or entropy (where the SLM is least sure).",
+    )
     answers: Literal["reference", "slm"] = Field("reference", description="Who writes answers.")
 
 
@@ -80,6 +85,20 @@ class GRPOConfig(_Section):
     solo_reward: float = Field(1.5, description="Correct without a call, when possible.")
     stubborn_reward: float = Field(-1.0, description="Wrong without a call, when calling helped.")
     format_penalty: float = Field(0.0, ge=0, description="Subtracted per malformed command.")
+    cost: Literal["tokens", "ratio"] = Field(
+        "tokens", description="A call's cost: cloud tokens and calls, or the method's ratio."
+    )
+    token_cost: float = Field(0.01, ge=0, le=1, description="Cost per cloud token received.")
+    call_cost: float = Field(0.05, ge=0, le=1, description="Cost per call.")
+    skip_uninformative: bool = Field(
+        True, description="Leave groups whose rewards are all equal out of the loss."
+    )
+    heldout_every: int = Field(
+        0, ge=0, description="Held-out reward every this many steps (0: at start and end only)."
+    )
+    heldout_prompts: int = Field(
+        16, ge=0, description="Held-out prompts for the reward curve (0: no curve)."
+    )
 
 
 class ExportConfig(_Section):
@@ -119,6 +138,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data": {"train_size": 240, "heldout_size": 40, "levels": [1, 2]},
         "sft": {"epochs": 1.0, "batch_size": 4},
         "grpo": {"steps": 6, "prompts_per_step": 4, "group_size": 4, "max_tokens": 96},
+        "export": {"parity_prompts": 3, "parity_tokens": 24},
+    },
+    "cpu-small": {
+        "data": {"train_size": 400, "heldout_size": 40, "levels": [1, 2, 3]},
+        "warmup": {"max_calls": 3},
+        "sft": {"epochs": 2.0, "batch_size": 4},
+        "grpo": {"steps": 24, "prompts_per_step": 4, "group_size": 4, "max_tokens": 128,
+                 "heldout_every": 8, "heldout_prompts": 24},
         "export": {"parity_prompts": 3, "parity_tokens": 24},
     },
     "paper": {

@@ -175,6 +175,8 @@ def sample_token(
 ) -> int:
     """One token from ``logits`` (a 1-D tensor) by ``params``; see the module docstring."""
     x = logits.clone()
+    for token, bias in params.logit_bias:
+        x[token] += bias
     if params.penalised and drawn:
         counts = Counter(drawn[-params.penalty_last_n :])
         ids = torch.tensor(list(counts), device=x.device)

@@ -119,7 +119,8 @@ def plot(log: MetricsLog, out: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    held = sorted(log.read("grpo_heldout"), key=lambda r: r["step"])
+    figure, axes = plt.subplots(1, 3 if held else 2, figsize=(15 if held else 10, 3.8))
     steps = [r["step"] for r in rows]
     axes[0].plot(steps, [r["reward"] for r in rows], marker="o", label=GRPO_FIGURES["reward"])
     axes[0].set(xlabel="GRPO step", ylabel="reward", title="Reward")
@@ -127,6 +128,12 @@ def plot(log: MetricsLog, out: Path) -> Path | None:
         axes[1].plot(steps, [r.get(key, float("nan")) for r in rows], marker="o",
                      label=GRPO_FIGURES[key])  # fmt: skip
     axes[1].set(xlabel="GRPO step", ylim=(0, 1), title="Accuracy and calls")
+    if held:
+        x = [r["step"] for r in held]
+        axes[2].fill_between(x, [r["reward_low"] for r in held], [r["reward_high"] for r in held],
+                             alpha=0.25, label="95 % interval")  # fmt: skip
+        axes[2].plot(x, [r["reward"] for r in held], marker="o", label="held-out reward")
+        axes[2].set(xlabel="GRPO step (0: the warm-up model)", title="Held-out reward")
     for axis in axes:
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)

@@ -143,6 +143,12 @@ def _sft(run: Run, cloud: CloudClient) -> None:
         batch = HFBatch(slm.model, slm.tokenizer, n_ctx=n_ctx)
         answers = slm_answers(batch, chat, problems, n_ctx=n_ctx, max_tokens=n_ctx // 2,
                               seed=run.config.seed)  # fmt: skip
+    prefixes = None
+    if settings.positions == "errors":
+        from training.warmup_errors import error_prefixes
+
+        prefixes = error_prefixes(slm.model, slm.tokenizer, chat, problems, n_ctx=n_ctx,
+                                  max_calls=settings.max_calls)  # fmt: skip
     examples = build_warmup(
         problems,
         codec=HFCodec(slm.tokenizer),
@@ -156,6 +162,7 @@ def _sft(run: Run, cloud: CloudClient) -> None:
         seed=run.config.seed,
         answers=answers,
         entropies=entropy_scorer(slm.model) if settings.positions == "entropy" else None,
+        prefixes=prefixes,
     )
     calls = sum(e.calls for e in examples)
     run.say(f"sft: {len(examples)} warm-up examples, {calls} calls with real cloud text")
@@ -174,7 +181,7 @@ def _grpo(run: Run, cloud: CloudClient, start: Path) -> None:
     slm = load_slm(start)
     chat = HFChat(slm.tokenizer, template=slm.chat_template)
     folder = train_grpo(slm, run.problems("train"), chat, cloud, run.out / "grpo", run.config,
-                        metrics=run.metrics)  # fmt: skip
+                        metrics=run.metrics, heldout=run.problems("heldout"))  # fmt: skip
     run.finish("grpo", model=str(folder))
 
 
@@ -223,11 +230,13 @@ def _heldout(run: Run, cloud: CloudClient) -> None:
         return
     from training.heldout import heldout_check
 
-    summary = heldout_check(run.out / "model.gguf", run.problems("heldout"), cloud, run.config)
+    unseen = run.problems("unseen") if (run.out / "data" / "unseen.jsonl").is_file() else []
+    summary = heldout_check(run.out / "model.gguf", run.problems("heldout"), cloud, run.config,
+                            unseen=unseen)  # fmt: skip
     (run.out / "heldout.json").write_text(json.dumps(summary, indent=2) + "\n")
     for line in summary["lines"]:
         run.say(line)
-    run.finish("heldout", **{k: v for k, v in summary.items() if k != "lines"})
+    run.finish("heldout", **{k: v for k, v in summary.items() if k not in ("lines", "unseen")})
 
 
 def _save_examples(examples: list[Any], path: Path) -> None:

@@ -6,8 +6,9 @@
   tokens per second, latency percentiles and the malformed commands its SLM wrote.
 * :func:`router_curve` is the query-level random router at routing chance
   ``p``: each question answered by the cloud alone with probability ``p``,
-  else by the SLM alone. Its expected accuracy and cloud tokens are linear in
-  ``p`` between the two, so the curve comes from the ``slm`` and ``llm`` runs.
+  else by the SLM alone. Its expected accuracy and cloud tokens per question
+  are linear in ``p`` between the two, so the curve comes from the ``slm``
+  and ``llm`` runs.
 * :func:`headline`: the cloud tokens the learned system saves against that
   router at equal accuracy, with a bootstrap interval over questions, or a
   plain statement of why it cannot be told at this size.
@@ -23,9 +24,20 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from training.envelope import OperatingPoint
 from training.evaluate import QuestionResult
 
-__all__ = ["Headline", "SystemSummary", "headline", "plot", "router_curve", "summarise", "wilson"]
+__all__ = [
+    "Headline",
+    "SystemSummary",
+    "headline",
+    "matched_p",
+    "plot",
+    "router_curve",
+    "summarise",
+    "wilson",
+    "write_csv",
+]
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -85,26 +97,19 @@ def summarise(system: str, rows: Sequence[QuestionResult]) -> SystemSummary:
 
 def router_curve(
     alone: Sequence[QuestionResult], cloud: Sequence[QuestionResult], ps: Sequence[float]
-) -> list[tuple[float, float, float]]:
-    """(p, expected accuracy, expected pooled call ratio) of the random router."""
-    points = []
-    for p in ps:
-        accuracy = (1 - p) * _mean(r.correct for r in alone) + p * _mean(r.correct for r in cloud)
-        cloud_tokens = p * sum(r.llm_tokens for r in cloud)
-        all_tokens = (1 - p) * _tokens(alone) + p * _tokens(cloud)
-        points.append((p, accuracy, cloud_tokens / all_tokens if all_tokens else 0.0))
-    return points
+) -> list[OperatingPoint]:
+    """The random router's expected cloud tokens per question and accuracy at each ``p``."""
+    a_slm, a_llm = _mean(r.correct for r in alone), _mean(r.correct for r in cloud)
+    cost = _mean(r.llm_tokens for r in cloud)
+    return [OperatingPoint(p * cost, (1 - p) * a_slm + p * a_llm, f"p={p:g}") for p in ps]
 
 
 def matched_p(
-    alone: Sequence[QuestionResult], cloud: Sequence[QuestionResult], ratio: float
+    alone: Sequence[QuestionResult], cloud: Sequence[QuestionResult], cost: float
 ) -> float:
-    """The routing chance whose expected pooled call ratio equals ``ratio``."""
-    slm, llm = _tokens(alone), _tokens(cloud)
-    share = sum(r.llm_tokens for r in cloud) / llm if llm else 0.0
-    # ratio = p*share*llm / ((1-p)*slm + p*llm)  =>  solve for p
-    denominator = share * llm - ratio * llm + ratio * slm
-    return min(1.0, max(0.0, ratio * slm / denominator)) if denominator > 0 else 1.0
+    """The routing chance whose expected cloud tokens per question equal ``cost``."""
+    full = _mean(r.llm_tokens for r in cloud)
+    return min(1.0, max(0.0, cost / full)) if full > 0 else 1.0
 
 
 @dataclass(frozen=True)
@@ -190,10 +195,6 @@ def _mean(values: object) -> float:
     return sum(items) / len(items) if items else 0.0
 
 
-def _tokens(rows: Sequence[QuestionResult]) -> int:
-    return sum(r.slm_tokens + r.llm_tokens for r in rows)
-
-
 def write_csv(summaries: Sequence[SystemSummary], path: Path) -> Path:
     with path.open("w", newline="") as out:
         writer = csv.DictWriter(out, fieldnames=list(asdict(summaries[0])))
@@ -209,12 +210,12 @@ MARKERS = "osD^v"
 
 def plot(
     summaries: Sequence[SystemSummary],
-    curves: dict[str, list[tuple[float, float, float]]],
+    curves: dict[str, list[OperatingPoint]],
     path: Path,
     *,
     title: str,
 ) -> Path:
-    """Accuracy against the pooled call ratio: systems as points, sweeps as curves.
+    """Accuracy against cloud tokens per question: systems as points, envelopes as lines.
 
     Colour says the kind of system, the marker which SLM (when several are compared).
     """
@@ -226,20 +227,23 @@ def plot(
     models = list(dict.fromkeys(_model_of(s.system) for s in summaries))
     figure, axis = plt.subplots(figsize=(9.5, 4.8))
     for name, points in curves.items():
-        family = "entropy" if name.startswith("entropy") else "random"
-        marker = MARKERS[models.index(_model_of(name)) % len(MARKERS)]
-        xs, ys = [p[2] for p in points], [p[1] for p in points]
-        axis.plot(xs, ys, linestyle="--", alpha=0.5, marker=marker, markersize=3,
-                  color=FAMILY_COLOURS[family], label=name)  # fmt: skip
+        family = next((f for f in ("entropy", "learned") if name.startswith(f)), "random")
+        model = _model_of(name)
+        marker = MARKERS[models.index(model) % len(MARKERS)] if model in models else "o"
+        axis.plot([p.cost for p in points], [p.accuracy for p in points], linestyle="--",
+                  alpha=0.6, marker=marker, markersize=3, color=FAMILY_COLOURS[family],
+                  label=name)  # fmt: skip
     for s in summaries:
         family = s.system.split("@")[0].split(":")[0]
         low, high = max(0.0, s.accuracy - s.accuracy_low), max(0.0, s.accuracy_high - s.accuracy)
-        error = [[low], [high]]
-        axis.errorbar([s.call_ratio], [s.accuracy], yerr=error, capsize=3, label=s.system,
+        shown = "@" not in s.system or family == "random"  # a curve's points: its line is named
+        axis.errorbar([s.cloud_tokens_per_question], [s.accuracy], yerr=[[low], [high]],
+                      capsize=3, label=s.system if shown else None, alpha=1.0 if shown else 0.35,
                       fmt=MARKERS[models.index(_model_of(s.system)) % len(MARKERS)],
                       color=FAMILY_COLOURS.get(family, "#495057"))  # fmt: skip
-    axis.set(xlabel="call ratio (cloud tokens / all answer tokens)", ylabel="accuracy",
-             xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), title=title)  # fmt: skip
+    axis.set(xlabel="cloud tokens per question", ylabel="accuracy", ylim=(-0.02, 1.02),
+             title=title)  # fmt: skip
+    axis.set_xlim(left=-1)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     figure.tight_layout()

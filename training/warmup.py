@@ -1,9 +1,11 @@
 """Warm-up data for SFT: answers with numbered commands and the cloud's real continuations.
 
 For each problem an answer is taken (its reference solution, or the SLM's own
-answer). A share of answers keeps no call; the others get 1 to ``max_calls``
-commands ``<call>N</call>`` at token boundaries (random ones, or where the
-SLM's next-token entropy is highest), every command with a number N from
+answer). By default the commands go where the SLM would get a step wrong
+(:mod:`training.warmup_errors`), sized to that step. Otherwise a share of
+answers keeps no call and the others get 1 to ``max_calls`` commands
+``<call>N</call>`` at token boundaries (random ones, or where the SLM's
+next-token entropy is highest), every command with a number N from
 ``call_sizes`` (never an empty tag). The example is then built by the relay
 loop itself, with the answer as its prefix: each command calls the cloud for
 real through the edge's client, the cloud's text is spliced exactly as at
@@ -122,9 +124,13 @@ def build_warmup(
     seed: int = 0,
     answers: Sequence[str] | None = None,
     entropies: Entropies | None = None,
+    prefixes: Sequence[str] | None = None,
     concurrency: int = 4,
 ) -> list[WarmupExample]:
-    """One example per problem (see the module docstring); ``answers`` default to references."""
+    """One example per problem (see the module docstring); ``answers`` default to references.
+
+    ``prefixes`` gives each answer with its commands already placed (see
+    :mod:`training.warmup_errors`), instead of placing them here."""
     texts = list(answers) if answers is not None else [p.solution or p.answer for p in problems]
     limits = RelayLimits(max_calls=max_calls, max_tokens=n_ctx)
 
@@ -132,9 +138,13 @@ def build_warmup(
         rng = random.Random(f"{seed}-{index}")
         problem, answer = problems[index], texts[index]
         prompt = build_prompt(chat, messages_for(problem), n_ctx=n_ctx)
-        count = 0 if rng.random() < no_call_share else rng.randint(1, max_calls)
-        scores = entropies(prompt.tokens, codec.tokenize(answer)) if entropies and count else None
-        prefix = insert_calls(answer, codec, rng, count=count, sizes=sizes, entropies=scores)
+        if prefixes is not None:
+            prefix = prefixes[index]
+        else:
+            count = 0 if rng.random() < no_call_share else rng.randint(1, max_calls)
+            wanted = entropies is not None and count > 0
+            scores = entropies(prompt.tokens, codec.tokenize(answer)) if wanted else None
+            prefix = insert_calls(answer, codec, rng, count=count, sizes=sizes, entropies=scores)
         relay = RelayAnswer(prompt, codec, LearnedPolicy(), limits=limits, n_ctx=n_ctx,
                             seed=seed + index, prefix=prefix, end_after_prefix=True)  # fmt: skip
         record = _run_without_model(relay, cloud)

@@ -73,6 +73,8 @@ class Sampler:
         self._model = model
         self._chain = LlamaSampler()
         chain = self._chain
+        if params.logit_bias:
+            chain.add_logit_bias(model.llama.n_vocab(), dict(params.logit_bias))
         if params.penalised:
             chain.add_penalties(
                 model.llama.n_vocab(),

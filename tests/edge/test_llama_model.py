@@ -168,8 +168,23 @@ def test_repetition_penalties_change_what_is_drawn(model: LlamaModel) -> None:
     assert len(set(penalised)) > len(set(plain))
 
 
+def test_a_logit_bias_moves_what_is_drawn(model: LlamaModel) -> None:
+    prompt = model.tokenize("The capital of France is")
+    model.sync(prompt)
+    (plain,) = draw(model, SamplingParams(temperature=0.0), 1)
+    favoured = model.tokenize(" banana")[0]
+    model.sync(prompt)
+    biased = SamplingParams(temperature=0.0, logit_bias=((favoured, 100.0),))
+    assert draw(model, biased, 1) == [favoured] != [plain]
+    model.sync(prompt)
+    banned = SamplingParams(temperature=0.0, logit_bias=((plain, -100.0),))
+    assert draw(model, banned, 1) != [plain]
+
+
 def test_sampling_params_are_checked() -> None:
     with pytest.raises(ValueError, match="top_p"):
         SamplingParams(top_p=0.0)
     with pytest.raises(ValueError, match="temperature"):
         SamplingParams(temperature=-1)
+    with pytest.raises(ValueError, match="logit_bias"):
+        SamplingParams(logit_bias=((5, 101.0),))

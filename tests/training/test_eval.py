@@ -26,15 +26,18 @@ from edge.policies import RandomRouter
 from edge.relay import RelayLimits
 from protocol.events import TextEvent
 from protocol.sampling import SamplingParams
+from training.entropy_grid import entropy_grid
 from training.eval_command import finished_line
+from training.eval_report import EvalReport
 from training.eval_run import EvalPlan, Results, run_evaluation
 from training.evaluate import answer_problems, slm_malformed_commands
 from training.problems import Problem
 from training.report import matched_p, summarise
 
 PROGRESS_LINE = re.compile(
-    r"^\S+: 6 problems, accuracy \d+\.\d %, call ratio \d+\.\d %"
-    r"(, \d+ malformed commands)? \((\d) of 5 systems\)$"
+    r"^\S+: 6 problems, accuracy \d+\.\d %, \d+\.\d cloud tokens per question, "
+    r"call ratio \d+\.\d %"
+    r"(, \d+ malformed commands)? \((\d) of 6 systems\)$"
 )
 
 
@@ -54,14 +57,15 @@ def test_relay_eval_runs_every_system_and_resumes(
     out = tmp_path / "eval"
     args = ["eval", "--dataset", str(expert_problems[1]), "--limit", "6", "--out", str(out),
             "--slm", str(slm_path), "--cloud-url", expert_url, "--max-tokens", "48",
-            "--thresholds", "2.5", "--seed", "4"]  # fmt: skip
+            "--thresholds", "2.5", "--call-sizes", "16", "--learned-biases", "3",
+            "--seed", "4"]  # fmt: skip
     result = CliRunner().invoke(relay, args)
     assert result.exit_code == 0, result.output
-    assert "entropy: swept over thresholds 2.5 nats" in result.stderr
-    assert _progress(result.stderr) == [1, 2, 3, 4, 5]  # one line per system, as each ends
+    assert "entropy: thresholds 2.5 nats (by hand), call sizes 16" in result.stderr
+    assert _progress(result.stderr) == [1, 2, 3, 4, 5, 6]  # one line per system, as each ends
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     systems = {row["system"] for row in rows}
-    assert {"slm", "llm", "learned", "entropy@2.5"} <= systems
+    assert {"slm", "llm", "learned", "learned@bias=+3", "entropy@2.5/16"} <= systems
     assert any(s.startswith("random@p=") for s in systems)
     assert len(rows) == 6 * len(systems)
     # The expert knows every answer: the cloud alone is right, and every cloud token is billed.
@@ -73,15 +77,22 @@ def test_relay_eval_runs_every_system_and_resumes(
     assert len(summary) == 1 + len(systems)
     assert summary[0].endswith(",fallbacks,malformed_commands")
     assert all("malformed_commands" in row for row in rows)
-    assert (out / "accuracy_vs_call_ratio.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "accuracy_vs_cloud_tokens.png").read_bytes()[:4] == b"\x89PNG"
     report = (out / "report.md").read_text()
     assert "| llm | 100.0%" in report
+    assert "| system | accuracy (95 % CI) | cloud tokens/q | calls/q | call ratio |" in report
     assert "| fallbacks | malformed commands |" in report
     assert "## Headline\n\n- learned: " in report
+    assert "points against its own entropy envelope" in report
+    assert "points against the SLM alone" in report
+    assert "- learned: against the random router: " in report
+    assert "| entropy@2.5/16 | " in report.split("## Where each system calls")[1]
+    assert "- entropy envelope: 0.0 → " in report  # the SLM alone starts the envelope
+    assert "- learned envelope: 0.0 → " in report
 
     again = CliRunner().invoke(relay, args)  # a rerun answers nothing again
     assert again.exit_code == 0, again.output
-    assert _progress(again.stderr) == [1, 2, 3, 4, 5]  # and still says where each system stands
+    assert _progress(again.stderr) == [1, 2, 3, 4, 5, 6]  # and says where each system stands
     assert len((out / "results.jsonl").read_text().splitlines()) == len(rows)
 
 
@@ -95,9 +106,9 @@ def test_the_matched_router_lands_near_its_target_ratio(
     plan = EvalPlan(problems, [slm_path], lambda: cloud, tmp_path, systems=("slm", "llm"),
                     seed=2, max_tokens=48)  # fmt: skip
     report = run_evaluation(plan)
-    assert report["no_headline"] == (
-        "No headline: it compares the learned system with the random router at the same call "
-        "ratio, and random was not among the systems (see --systems)."
+    assert report.no_headline == (
+        "No headline: it compares the learned system with the entropy envelope and the random "
+        "router at its cloud cost, and learned was not among the systems (see --systems)."
     )
     assert "## Headline\n\nNo headline: it compares" in (tmp_path / "report.md").read_text()
     alone = [r for r in _rows(tmp_path) if r["system"] == "slm"]
@@ -105,14 +116,17 @@ def test_the_matched_router_lands_near_its_target_ratio(
     assert len(alone) == len(whole) == len(problems)
     from training.evaluate import QuestionResult
 
-    p = matched_p([QuestionResult(**r) for r in alone], [QuestionResult(**r) for r in whole], 0.5)
+    full = sum(r["llm_tokens"] for r in whole) / len(whole)
+    target = full / 2  # cloud tokens per question
+    p = matched_p([QuestionResult(**r) for r in alone], [QuestionResult(**r) for r in whole],
+                  target)  # fmt: skip
+    assert p == pytest.approx(0.5)
     loop = RelayLoop(model, cloud, RandomRouter(p), limits=limits, sampling=sampling)
     routed = list(answer_problems("random", loop, problems, seed=2))
     model.close()
-    cloud_tokens = sum(r.llm_tokens for r in routed)
-    achieved = cloud_tokens / sum(r.slm_tokens + r.llm_tokens for r in routed)
-    assert abs(achieved - 0.5) < 0.2
-    assert report["summaries"]
+    achieved = sum(r.llm_tokens for r in routed) / len(routed)
+    assert abs(achieved - target) < 0.3 * full
+    assert report.summaries
 
 
 def _rows(folder: Path) -> list[dict[str, object]]:
@@ -120,9 +134,34 @@ def _rows(folder: Path) -> list[dict[str, object]]:
 
 
 def _progress(stderr: str) -> list[int]:
-    """The ``N`` of every plain progress line (``… (N of 5 systems)``), in order."""
+    """The ``N`` of every plain progress line (``… (N of 6 systems)``), in order."""
     found = [PROGRESS_LINE.match(line) for line in stderr.splitlines()]
     return [int(match.group(2)) for match in found if match]
+
+
+def test_the_entropy_grid_is_fitted_for_the_slm_under_test(slm_path: Path) -> None:
+    grid = entropy_grid(slm_path, ratios=(0.05, 0.3), sizes=(8, 16), max_calls=4, prompts=4,
+                        tokens=48, n_threads=2)  # fmt: skip
+    assert [s.n for s in grid] == [8, 8, 16, 16]
+    by_size = {n: [s.threshold for s in grid if s.n == n] for n in (8, 16)}
+    for few, many in by_size.values():
+        assert few > many  # calling more often takes a lower threshold
+    assert grid[0].name == f"entropy@{grid[0].threshold:g}/8"
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [("--entropy-ratios", "0.1,1.5", "--entropy-ratios takes call ratios below 1"),
+     ("--entropy-ratios", "x", "--entropy-ratios takes positive numbers"),
+     ("--call-sizes", "8,0", "--call-sizes takes positive numbers such as 8,16,32, not '8,0'")],
+)  # fmt: skip
+def test_a_bad_grid_is_a_one_line_usage_error(
+    flag: str, value: str, message: str, data_dir: Path
+) -> None:
+    result = CliRunner().invoke(relay, ["eval", flag, value])
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: {message}")
 
 
 @pytest.mark.parametrize("value", ["2,x", "", "2,", "0", "-1,2", "nan", "inf"])
@@ -138,12 +177,12 @@ def test_thresholds_help_names_the_entropy_system() -> None:
     command = typer.main.get_command(relay).commands["eval"]  # type: ignore[attr-defined]
     (option,) = [p for p in command.params if p.name == "thresholds"]
     assert option.help.startswith("Entropy system only")
-    assert option.default == "2,3,4,5"
+    assert option.default is None  # fitted for each SLM unless given
 
 
 def fake_evaluation(
     plan: EvalPlan, *, progress: object = None, finished: object = None
-) -> dict[str, object]:
+) -> EvalReport:
     """Two systems, one of them with a malformed command, told as ``run_evaluation`` tells."""
     from training.evaluate import QuestionResult
 
@@ -154,7 +193,7 @@ def fake_evaluation(
             progress(system, [row], 1)  # type: ignore[operator]
         if finished is not None:
             finished(summarise(system, [row]), n, 2)  # type: ignore[operator]
-    return {"summaries": [], "curves": {}, "headlines": {}, "no_headline": "No headline: why."}
+    return EvalReport([], {}, {}, [], "No headline: why.")
 
 
 @pytest.fixture
@@ -172,11 +211,11 @@ def test_to_a_pipe_each_system_is_one_plain_line_as_it_ends(fake_eval_args: list
     result = CliRunner().invoke(relay, fake_eval_args)
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines() == [
-        "entropy: swept over thresholds 3, 1.5 nats, one system each (--thresholds chooses them)",
-        "slm: 1 problems, accuracy 100.0 %, call ratio 20.0 %, 1 malformed commands (1 of 2 "
-        "systems)",
-        "learned: 1 problems, accuracy 100.0 %, call ratio 20.0 %, 1 malformed commands (2 of 2 "
-        "systems)",
+        "entropy: thresholds 3, 1.5 nats (by hand), call sizes 8, 16, 32, one system each",
+        "slm: 1 problems, accuracy 100.0 %, 20.0 cloud tokens per question, call ratio 20.0 %, "
+        "1 malformed commands (1 of 2 systems)",
+        "learned: 1 problems, accuracy 100.0 %, 20.0 cloud tokens per question, call ratio "
+        "20.0 %, 1 malformed commands (2 of 2 systems)",
     ]
     assert result.stdout.splitlines()[0] == "No headline: why."
 
@@ -194,9 +233,11 @@ def test_on_a_terminal_the_live_bars_stay(
 
 
 def test_finished_line_leaves_out_malformed_commands_when_there_are_none() -> None:
-    summary = replace(summarise("learned", []), questions=40, accuracy=0.525, call_ratio=0.194)
+    summary = replace(summarise("learned", []), questions=40, accuracy=0.525, call_ratio=0.194,
+                      cloud_tokens_per_question=7.25)  # fmt: skip
     assert finished_line(summary, 1, 5) == (
-        "learned: 40 problems, accuracy 52.5 %, call ratio 19.4 % (1 of 5 systems)"
+        "learned: 40 problems, accuracy 52.5 %, 7.2 cloud tokens per question, call ratio 19.4 % "
+        "(1 of 5 systems)"
     )
 
 

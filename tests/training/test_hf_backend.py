@@ -126,6 +126,9 @@ def test_sampling_is_seeded_and_follows_the_stages() -> None:
     assert sample_token(logits, GREEDY, [], torch.Generator()) == 0
     penalised = SamplingParams(temperature=0.0, repeat_penalty=2.0)
     assert sample_token(logits, penalised, [0], torch.Generator()) == 1  # 3.0 / 2 < 2.9
+    biased = SamplingParams(temperature=0.0, logit_bias=((3, 3.0),))
+    assert sample_token(logits, biased, [], torch.Generator()) == 3  # 0.5 + 3 > 3.0
+    assert logits[3] == 0.5  # the caller's logits are left as they were
 
 
 def test_penalties_agree_with_llama_cpp(batch: HFBatch, f16_edge: LlamaModel) -> None:

@@ -41,13 +41,14 @@ ALONE = [result(i, i < 2, 100, 0) for i in range(10)]  # 20 % right, 100 tokens 
 CLOUD = [result(i, i < 8, 0, 50) for i in range(10)]  # 80 % right, 50 cloud tokens each
 
 
-def test_router_curve_runs_from_slm_to_llm() -> None:
-    (_, a0, r0), (_, a5, r5), (_, a1, r1) = router_curve(ALONE, CLOUD, [0.0, 0.5, 1.0])
-    assert (a0, r0) == (pytest.approx(0.2), 0.0)
-    assert (a1, r1) == (pytest.approx(0.8), pytest.approx(1.0))
-    assert a5 == pytest.approx(0.5)
-    assert r5 == pytest.approx(25 / 75)  # half the cloud's 50 tokens over 50 + 25 tokens
-    assert matched_p(ALONE, CLOUD, r5) == pytest.approx(0.5)
+def test_router_curve_runs_from_slm_to_llm_in_cloud_tokens_per_question() -> None:
+    start, middle, end = router_curve(ALONE, CLOUD, [0.0, 0.5, 1.0])
+    assert (start.cost, start.accuracy) == (0.0, pytest.approx(0.2))
+    assert (end.cost, end.accuracy) == (pytest.approx(50.0), pytest.approx(0.8))
+    assert (middle.cost, middle.accuracy) == (pytest.approx(25.0), pytest.approx(0.5))
+    assert matched_p(ALONE, CLOUD, 25.0) == pytest.approx(0.5)
+    assert matched_p(ALONE, CLOUD, 80.0) == 1.0  # more than the cloud alone spends
+    assert matched_p(ALONE, [result(0, True, 0, 0)], 5.0) == 1.0  # a cloud that spent nothing
 
 
 def test_headline_compares_at_equal_accuracy() -> None:
