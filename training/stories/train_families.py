@@ -101,8 +101,7 @@ def _shopping(story: Story, level: int) -> str:
         story.step(f"Adding the {other}", f"{story.value} + {extra}", story.value + extra)
     if level >= 3:
         coupon = story.rng.randint(1, max(1, story.value // 3))
-        story.say(COUPON, coupon=coupon)
-        story.step("With the coupon", f"{story.value} - {coupon}", story.value - coupon)
+        story.then(COUPON, "With the coupon", "-", coupon=coupon)
     if level < 4:
         return story.ask(SPEND)
     paid = (story.value // 10 + 1) * 10 + story.rng.choice([0, 10, 20])
@@ -117,16 +116,12 @@ def _travel(story: Story, level: int) -> str:
     story.say(MOVES, vehicle=vehicle, speed=speed, hours=hours)
     story.step("Distance in the first part", f"{speed} * {hours}", speed * hours)
     if level >= 2:
-        more = story.rng.randint(5, 40)
-        story.say(FURTHER, more=more)
-        story.step("Adding the extra distance", f"{story.value} + {more}", story.value + more)
+        story.then(FURTHER, "Adding the extra distance", "+", more=story.rng.randint(5, 40))
     if level >= 3:
         back = story.rng.randint(1, story.value - 1)
-        story.say(TURN_BACK, back=back)
-        story.step("Net distance from the start", f"{story.value} - {back}", story.value - back)
+        story.then(TURN_BACK, "Net distance from the start", "-", back=back)
     if level >= 4:
-        story.say(REPEAT_TRIP)
-        story.step("Twice the trip", f"{story.value} * 2", story.value * 2)
+        story.then(REPEAT_TRIP, "Twice the trip", "*", trips=2)
     return story.ask(HOW_FAR)
 
 
@@ -135,16 +130,11 @@ def _savings(story: Story, level: int) -> str:
     story.say(SAVES, name=story.pick(NAMES), weekly=weekly, weeks=weeks)
     story.step("Money saved", f"{weekly} * {weeks}", weekly * weeks)
     if level >= 2:
-        gift = story.rng.randint(5, 50)
-        story.say(GIFT, gift=gift)
-        story.step("With the gift", f"{story.value} + {gift}", story.value + gift)
+        story.then(GIFT, "With the gift", "+", gift=story.rng.randint(5, 50))
     if level >= 3:
-        spent = story.rng.randint(1, story.value - 1)
-        story.say(PRESENT, spent=spent)
-        story.step("After the present", f"{story.value} - {spent}", story.value - spent)
+        story.then(PRESENT, "After the present", "-", spent=story.rng.randint(1, story.value - 1))
     if level >= 4:
-        story.say(MATCHED)
-        story.step("Tripled", f"{story.value} * 3", story.value * 3)
+        story.then(MATCHED, "Tripled", "*", match=3)
     return story.ask(HOW_RICH)
 
 
@@ -154,16 +144,12 @@ def _rows(story: Story, level: int) -> str:
               per_row=per_row, place=place)  # fmt: skip
     story.step("Items in the rows", f"{rows} * {per_row}", rows * per_row)
     if level >= 2:
-        extra = story.rng.randint(2, 20)
-        story.say(BESIDE, extra=extra)
-        story.step("Adding the ones beside", f"{story.value} + {extra}", story.value + extra)
+        story.then(BESIDE, "Adding the ones beside", "+", extra=story.rng.randint(2, 20))
     if level >= 3:
         taken = story.rng.randint(1, story.value - 1)
-        story.say(VISITORS, taken=taken)
-        story.step("After the visitors", f"{story.value} - {taken}", story.value - taken)
+        story.then(VISITORS, "After the visitors", "-", taken=taken)
     if level >= 4:
-        story.say(SECOND)
-        story.step(f"Two of the {place}s", f"{story.value} * 2", story.value * 2)
+        story.then(SECOND, f"Two of the {place}s", "*", copies=2)
     return story.ask(HOW_MANY_LEFT)
 
 

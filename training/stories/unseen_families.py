@@ -36,7 +36,7 @@ BAKERY_ASKS = (
      "How much money, in dollars, do the boxes bring in?"),
 )  # fmt: skip
 OPENS = ("The {street} Street library opens with {n} books on its shelves.",
-         "At opening time, librarian {name} counts {n} books on the shelves.")  # fmt: skip
+         "Librarian {name} counts {n} books on the shelves at opening time.")  # fmt: skip
 LOANS = ("Readers borrow {out} books during the morning.",
          "{name} checks out {out} books to readers before lunch.")  # fmt: skip
 RETURNS = ("In the afternoon, {back} borrowed books are brought back.",
@@ -81,8 +81,11 @@ BUS_ASKS = (
     ("How many people are on the bus after the stadium?", "How many riders are aboard now?"),
     ("How many people are in each group?", "How big is one group?"),
 )  # fmt: skip
-PUMPS = ("A pump pours {rate} litres a minute into an empty tank for {minutes} minutes.",
-         "{name} hoses a dry tank for {minutes} minutes at {rate} litres a minute.")  # fmt: skip
+PUMPS = (
+    "A pump pours {rate} litres a minute into an empty tank for {minutes} minutes.",
+    "{name} hoses a dry tank for {minutes} minutes at {rate} litres a minute.",
+    "Water runs into an empty tank at {rate} litres per minute for {minutes} minutes.",
+)
 DRAINS = ("A crack lets {leak} litres drain away.", "{leak} litres run out through the valve.")
 BARRELS = ("The rest is shared out evenly into {k} barrels.",
            "{name} empties what is left into {k} barrels, the same amount in each.")  # fmt: skip
@@ -132,36 +135,26 @@ def _bakery(story: Story, level: int) -> str:
     story.step(f"The {pastries} baked", f"{batches} * {per}", batches * per)
     size = story.rng.choice([2, 3, 4, 6])
     if level >= 2:
-        sold = _leaving_multiple(story, story.value, size)
-        story.say(SOLD, sold=sold)
-        story.step("Still unsold", f"{story.value} - {sold}", story.value - sold)
+        story.then(SOLD, "Still unsold", "-", sold=_leaving_multiple(story, story.value, size))
     if level >= 3:
-        story.say(BOXED, size=size)
-        story.step(f"Boxes of {size}", f"{story.value} / {size}", story.value // size)
+        story.then(BOXED, f"Boxes of {size}", "/", size=size)
     if level >= 4:
-        price = story.rng.randint(4, 15)
-        story.say(CAFE, price=price)
-        story.step("Money for the boxes", f"{story.value} * {price}", story.value * price)
+        story.then(CAFE, "Money for the boxes", "*", price=story.rng.randint(4, 15))
     return _ask(story, BAKERY_ASKS, level)
 
 
 def _library(story: Story, level: int) -> str:
     n, carts = story.rng.randint(20, 40 * level), story.rng.randint(3, 6)
     story.say(OPENS, name=story.pick(NAMES), street=story.pick(STREETS), n=n)
-    out = story.rng.randint(1, n // 2)
-    story.say(LOANS, out=out)
-    story.step("Books left after the loans", f"{n} - {out}", n - out)
+    story.value = n
+    story.then(LOANS, "Books left after the loans", "-", out=story.rng.randint(1, n // 2))
     if level >= 2:
         back = carts - story.value % carts + carts * story.rng.randint(0, 3)
-        story.say(RETURNS, back=back)
-        story.step("After the returns", f"{story.value} + {back}", story.value + back)
+        story.then(RETURNS, "After the returns", "+", back=back)
     if level >= 3:
-        story.say(CARTS, carts=carts)
-        story.step("Books on each cart", f"{story.value} / {carts}", story.value // carts)
+        story.then(CARTS, "Books on each cart", "/", carts=carts)
     if level >= 4:
-        moved = story.rng.randint(2, carts - 1)
-        story.say(READING, moved=moved)
-        story.step(f"On {moved} carts", f"{story.value} * {moved}", story.value * moved)
+        story.then(READING, "Books on the moved carts", "*", moved=story.rng.randint(2, carts - 1))
     return _ask(story, LIBRARY_ASKS, level)
 
 
@@ -171,37 +164,26 @@ def _garden(story: Story, level: int) -> str:
     story.say(PLANTS, name=story.pick(NAMES), crop=crop, produce=produce, beds=beds, per=per)
     story.step("Seedlings planted", f"{beds} * {per}", beds * per)
     if level >= 2:
-        died = story.rng.randint(2, story.value // 3)
-        story.say(WILT, died=died)
-        story.step("Plants that survive", f"{story.value} - {died}", story.value - died)
+        story.then(WILT, "Plants that survive", "-", died=story.rng.randint(2, story.value // 3))
     if level >= 3:
-        k = story.rng.randint(2, 6)
-        story.say(YIELDS, k=k)
-        story.step("The harvest", f"{story.value} * {k}", story.value * k)
+        story.then(YIELDS, "The harvest", "*", k=story.rng.randint(2, 6))
     if level >= 4:
-        m = _divisor(story, story.value)
-        story.say(SHARES, m=m)
-        story.step("One household's share", f"{story.value} / {m}", story.value // m)
+        story.then(SHARES, "One household's share", "/", m=_divisor(story, story.value))
     return _ask(story, GARDEN_ASKS, level)
 
 
 def _bus(story: Story, level: int) -> str:
-    n, on = story.rng.randint(3, 10 * level), story.rng.randint(2, 12)
+    n = story.rng.randint(3, 10 * level)
     story.say(DEPOT, name=story.pick(NAMES), n=n)
-    story.say(BOARD, on=on)
-    story.step("Riders after the first stop", f"{n} + {on}", n + on)
+    story.value = n
+    story.then(BOARD, "Riders after the first stop", "+", on=story.rng.randint(2, 12))
     if level >= 2:
         off = story.rng.randint(1, story.value - 1)
-        story.say(ALIGHT, off=off)
-        story.step("Riders after some get off", f"{story.value} - {off}", story.value - off)
+        story.then(ALIGHT, "Riders after some get off", "-", off=off)
     if level >= 3:
-        f = story.rng.randint(2, 3)
-        story.say(FANS, f=f)
-        story.step("With the fans aboard", f"{story.value} * {f}", story.value * f)
+        story.then(FANS, "With the fans aboard", "*", f=story.rng.randint(2, 3))
     if level >= 4:
-        m = _divisor(story, story.value)
-        story.say(GROUPS, m=m)
-        story.step("People in each group", f"{story.value} / {m}", story.value // m)
+        story.then(GROUPS, "People in each group", "/", m=_divisor(story, story.value))
     return _ask(story, BUS_ASKS, level)
 
 
@@ -212,15 +194,11 @@ def _tank(story: Story, level: int) -> str:
     k = story.rng.randint(2, 5)
     if level >= 2:
         leak = _leaving_multiple(story, story.value, k)
-        story.say(DRAINS, leak=leak)
-        story.step("Litres left in the tank", f"{story.value} - {leak}", story.value - leak)
+        story.then(DRAINS, "Litres left in the tank", "-", leak=leak)
     if level >= 3:
-        story.say(BARRELS, k=k)
-        story.step("Litres in each barrel", f"{story.value} / {k}", story.value // k)
+        story.then(BARRELS, "Litres in each barrel", "/", k=k)
     if level >= 4:
-        rain = story.rng.randint(1, 9)
-        story.say(RAIN, rain=rain)
-        story.step("After the rain", f"{story.value} + {rain}", story.value + rain)
+        story.then(RAIN, "After the rain", "+", rain=story.rng.randint(1, 9))
     return _ask(story, TANK_ASKS, level)
 
 
@@ -231,16 +209,11 @@ def _eggs(story: Story, level: int) -> str:
     story.say(LAYS, name=story.pick(NAMES), morning=morning, evening=evening)
     story.step("Eggs collected", f"{morning} + {evening}", size * cartons)
     if level >= 2:
-        story.say(CARTONS, size=size)
-        story.step(f"Cartons of {size}", f"{story.value} / {size}", cartons)
+        story.then(CARTONS, f"Cartons of {size}", "/", size=size)
     if level >= 3:
-        given = story.rng.randint(1, cartons - 1)
-        story.say(KITCHEN, given=given)
-        story.step("Cartons left to sell", f"{story.value} - {given}", story.value - given)
+        story.then(KITCHEN, "Cartons left to sell", "-", given=story.rng.randint(1, cartons - 1))
     if level >= 4:
-        price = story.rng.randint(2, 7)
-        story.say(MARKET, price=price)
-        story.step("Money at the market", f"{story.value} * {price}", story.value * price)
+        story.then(MARKET, "Money at the market", "*", price=story.rng.randint(2, 7))
     return _ask(story, EGG_ASKS, level)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import random
 from collections.abc import Callable, Sequence
 
@@ -13,6 +14,10 @@ NAMES = (
     "Leila", "Arjun", "Nia", "Tomas", "Elif", "Ravi", "Greta", "Kenji", "Lucia", "Sami",
 )  # fmt: skip
 """The people in every split's stories."""
+
+OPERATIONS: dict[str, Callable[[int, int], int]] = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.floordiv,
+}  # fmt: skip
 
 
 class Story:
@@ -41,6 +46,15 @@ class Story:
         """A solution line ``reason: expression = value.``; ``value`` becomes the running one."""
         self.steps.append(f"{reason}: {expression} = {value}.")
         self.value = value
+
+    def then(self, wording: str | Sequence[str], reason: str, op: str, **operand: int) -> None:
+        """Say a sentence with one new number, ``operand``, and take the step it asks for:
+        the running value ``op`` that number (``/`` only where it divides exactly)."""
+        ((_, number),) = operand.items()
+        if op == "/" and self.value % number:
+            raise ValueError(f"{self.value} does not divide by {number}")
+        self.say(wording, **operand)
+        self.step(reason, f"{self.value} {op} {number}", OPERATIONS[op](self.value, number))
 
 
 Family = Callable[[Story, int], str]
