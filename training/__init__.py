@@ -13,7 +13,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
         "training.grading": ["Grade", "grade"],
-        "training.problems": ["PROMPT_SUFFIX", "Problem", "generate", "load_problems"],
+        "training.problems": ["PROMPT_SUFFIX", "SPLITS", "Problem", "generate", "load_problems"],
         "training.reward": ["RewardWeights", "relay_rewards"],
     },
 )

@@ -3,7 +3,7 @@
 Everything lands in the run folder::
 
     config.json  versions.json  metrics.jsonl  training.png
-    data/train.jsonl  data/heldout.jsonl  data/expert.jsonl
+    data/train.jsonl  data/heldout.jsonl  data/unseen.jsonl  data/expert.jsonl
     sft/      warm-up examples, checkpoints, the merged model
     grpo/     checkpoints, the merged model
     export/   model-f16.gguf
@@ -97,11 +97,15 @@ def _data(run: Run) -> None:
     else:
         pool = load_problems(settings.dataset, limit=settings.train_size + settings.heldout_size)
     train, heldout = pool[: settings.train_size], pool[settings.train_size :]
+    # built-in problems in stories and wording training never sees
+    unseen = generate(settings.heldout_size, seed=run.config.seed, levels=settings.levels,
+                      split="unseen")  # fmt: skip
     write_problems(train, folder / "train.jsonl")
     write_problems(heldout, folder / "heldout.jsonl")
-    write_problems([p for p in pool if p.solution], folder / "expert.jsonl")
-    run.finish("data", train=len(train), heldout=len(heldout))
-    run.say(f"data: {len(train)} training and {len(heldout)} held-out problems")
+    write_problems(unseen, folder / "unseen.jsonl")
+    write_problems([p for p in pool + unseen if p.solution], folder / "expert.jsonl")
+    run.finish("data", train=len(train), heldout=len(heldout), unseen=len(unseen))
+    run.say(f"data: {len(train)} training, {len(heldout)} held-out, {len(unseen)} unseen problems")
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import date
@@ -10,9 +11,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cloud.engine import Generation
+from cloud.expert_engine import ExpertEngine
 from edge.llama import LlamaModel
 from protocol.model_card import trained_card
+from protocol.sampling import SamplingParams
 from training.cli import app
+from training.config import load_config
+from training.pipeline import Run, _data
+from training.problems import generate, load_problems, messages_for
 
 TOY = [
     "data.train_size=6", "data.heldout_size=3", "data.levels=[1]",
@@ -54,3 +61,23 @@ def test_the_pipeline_runs_end_to_end_and_resumes(tmp_path: Path) -> None:
     assert again.exit_code == 0, again.output
     assert time.monotonic() - started < 15  # every stage was done: nothing is trained again
     assert "sft:" not in again.output
+
+
+def test_the_data_stage_writes_an_unseen_split_the_expert_knows(tmp_path: Path) -> None:
+    overrides = ["data.train_size=6", "data.heldout_size=4", "data.levels=[2, 3]", "seed=3"]
+    _data(Run(tmp_path, load_config(overrides=overrides), say=lambda line: None))
+    data = tmp_path / "data"
+    unseen = load_problems(str(data / "unseen.jsonl"))
+    assert unseen == generate(4, seed=3, levels=[2, 3], split="unseen")
+    seen = load_problems(str(data / "train.jsonl")) + load_problems(str(data / "heldout.jsonl"))
+    assert len(seen) == 10
+    assert not {p.question for p in unseen} & {p.question for p in seen}
+    assert load_problems(str(data / "expert.jsonl")) == seen + unseen
+    expert, problem = ExpertEngine.load(data / "expert.jsonl"), unseen[-1]
+
+    async def answer() -> str:
+        generation = Generation(SamplingParams(temperature=0.0), max_tokens=None)
+        deltas = expert.complete(messages_for(problem)[0]["content"] + "\n", generation)
+        return "".join([delta.text async for delta in deltas if delta.text])
+
+    assert asyncio.run(answer()).strip() == problem.solution

@@ -1,29 +1,51 @@
-"""Problems: the generator is seeded, varied and correct; files and dataset folders load."""
+"""Problems: the generator is seeded, varied and correct, its unseen split shares no sentence
+with training's; files and dataset folders load."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
-from training.problems import PROMPT_SUFFIX, generate, load_problems, messages_for, write_problems
+from training.problems import (
+    PROMPT_SUFFIX,
+    SPLITS,
+    generate,
+    load_problems,
+    messages_for,
+    write_problems,
+)
+from training.stories import unseen_families
 
 STEP = re.compile(r": (-?\d+) ([-+*/]) (-?\d+) = (-?\d+)\.$")
+# generate(300, seed=0, levels=(1, 2, 3, 4)) before the unseen split was added
+TRAIN_SEED_0 = "1e953fc92f37782b7a3611728c9d1a8a0df9fff3466706dca2a62152303aa40f"
 
 
-def test_the_generator_is_seeded_and_distinct() -> None:
-    first = generate(50, seed=4)
-    assert first == generate(50, seed=4)
-    assert first != generate(50, seed=5)
+def test_the_train_split_is_what_it_always_was() -> None:
+    problems = generate(300, seed=0, levels=(1, 2, 3, 4), split="train")
+    assert problems == generate(300, seed=0, levels=(1, 2, 3, 4))
+    text = json.dumps([asdict(p) for p in problems])
+    assert hashlib.sha256(text.encode()).hexdigest() == TRAIN_SEED_0
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_the_generator_is_seeded_and_distinct(split: str) -> None:
+    first = generate(50, seed=4, split=split)
+    assert first == generate(50, seed=4, split=split)
+    assert first != generate(50, seed=5, split=split)
     assert len({p.id for p in first}) == 50
 
 
+@pytest.mark.parametrize("split", SPLITS)
 @pytest.mark.parametrize("level", [1, 2, 3, 4])
-def test_every_step_of_every_solution_is_right(level: int) -> None:
-    for problem in generate(60, seed=level, levels=[level]):
+def test_every_step_of_every_solution_is_right(level: int, split: str) -> None:
+    for problem in generate(60, seed=level, levels=[level], split=split):
         lines = problem.solution.splitlines()
         assert len(lines) == level + 1  # one line per step, then the boxed answer
         value = None
@@ -46,6 +68,46 @@ def test_wording_varies() -> None:
     assert max(openings.values()) < 30
     names = {word for p in problems for word in p.question.split() if word.istitle()}
     assert len(names) > 40
+
+
+def skeletons(split: str) -> set[tuple[str, ...]]:
+    """Every sentence of a few hundred questions, numbers and capitalised words masked, in
+    each form with one word left open (so a sentence that differs in one noun still meets)."""
+    forms = set()
+    for problem in generate(400, seed=7, levels=(1, 2, 3, 4), split=split):
+        for sentence in re.split(r"(?<=[.?!])\s+", problem.question):
+            words = re.sub(r"\b[A-Z][a-z]*\b", "X", re.sub(r"\d+", "#", sentence)).split()
+            forms |= {(*words[:i], "*", *words[i + 1 :]) for i in range(len(words))}
+    return forms
+
+
+def test_the_unseen_split_shares_no_sentence_with_training() -> None:
+    assert SPLITS == ("train", "unseen")
+    assert not skeletons("train") & skeletons("unseen")
+    train, unseen = generate(500, seed=1), generate(500, seed=1, split="unseen")
+    assert not {p.id for p in train} & {p.id for p in unseen}
+    assert not any(t.question in u.question or u.question in t.question
+                   for t in train for u in unseen)  # fmt: skip
+
+
+def test_the_unseen_split_has_several_families_and_wordings() -> None:
+    problems = generate(300, seed=0, split="unseen")
+    openings = Counter(" ".join(p.question.split()[:3]) for p in problems)
+    assert len(openings) > 40
+    assert max(openings.values()) < 30
+    assert len(unseen_families.UNSEEN_FAMILIES) >= 5
+    for name, wording in vars(unseen_families).items():
+        if name.isupper() and isinstance(wording, tuple) and "{" in str(wording):
+            choices = [wording] if isinstance(wording[0], str) else list(wording)
+            assert all(len(set(c)) >= 2 for c in choices), name
+
+
+def test_unseen_loads_by_name_and_bad_splits_are_refused() -> None:
+    assert load_problems("unseen", limit=5) == generate(5, split="unseen")
+    assert load_problems("unseen", limit=5, seed=2) != load_problems("unseen", limit=5)
+    assert load_problems("builtin", limit=5) == generate(5)
+    with pytest.raises(ValueError, match="split must be one of train, unseen"):
+        generate(3, split="test")
 
 
 def test_the_question_asks_with_the_methods_suffix() -> None:

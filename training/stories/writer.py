@@ -1,0 +1,61 @@
+"""The story writer every family fills in: sentences, solution steps, the running value."""
+
+from __future__ import annotations
+
+import operator
+import random
+from collections.abc import Callable, Sequence
+
+__all__ = ["NAMES", "Family", "Story"]
+
+NAMES = (
+    "Ava", "Liam", "Noor", "Mateo", "Yuki", "Kofi", "Priya", "Lars", "Amara", "Chen",
+    "Sofia", "Omar", "Ines", "Tariq", "Mei", "Diego", "Hana", "Ivan", "Zara", "Felix",
+    "Leila", "Arjun", "Nia", "Tomas", "Elif", "Ravi", "Greta", "Kenji", "Lucia", "Sami",
+)  # fmt: skip
+"""The people in every split's stories."""
+
+OPERATIONS: dict[str, Callable[[int, int], int]] = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.floordiv,
+}  # fmt: skip
+
+
+class Story:
+    """One story being written: its sentences, its solution steps, its running value."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.sentences: list[str] = []
+        self.steps: list[str] = []
+        self.value = 0
+        self.words: dict[str, object] = {}
+
+    def pick(self, options: Sequence[str]) -> str:
+        return self.rng.choice(options)
+
+    def say(self, wording: str | Sequence[str], **words: object) -> None:
+        """Add a sentence in one of the ``wording`` variants."""
+        self.words.update(words)
+        template = wording if isinstance(wording, str) else self.pick(wording)
+        self.sentences.append(template.format(**self.words))
+
+    def ask(self, wording: Sequence[str]) -> str:
+        return self.pick(wording).format(**self.words)
+
+    def step(self, reason: str, expression: str, value: int) -> None:
+        """A solution line ``reason: expression = value.``; ``value`` becomes the running one."""
+        self.steps.append(f"{reason}: {expression} = {value}.")
+        self.value = value
+
+    def then(self, wording: str | Sequence[str], reason: str, op: str, **operand: int) -> None:
+        """Say a sentence with one new number, ``operand``, and take the step it asks for:
+        the running value ``op`` that number (``/`` only where it divides exactly)."""
+        ((_, number),) = operand.items()
+        if op == "/" and self.value % number:
+            raise ValueError(f"{self.value} does not divide by {number}")
+        self.say(wording, **operand)
+        self.step(reason, f"{self.value} {op} {number}", OPERATIONS[op](self.value, number))
+
+
+Family = Callable[[Story, int], str]
+"""Writes one problem of a level (1-4 steps) into a story and returns its question."""
