@@ -41,7 +41,9 @@ def build_engine(settings: CloudSettings) -> Engine:
         from cloud.expert_engine import ExpertEngine
 
         assert settings.problems is not None
-        return ExpertEngine.load(settings.problems, model_id=settings.model_id)
+        return ExpertEngine.load(
+            settings.problems, model_id=settings.model_id, mode=settings.expert_mode
+        )
     if settings.chosen_engine == "upstream":
         assert settings.upstream_url is not None
         from cloud.upstream_engine import UpstreamEngine

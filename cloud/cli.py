@@ -52,7 +52,14 @@ def serve(
         str | None, typer.Option(help="auto, llama, upstream or expert (see the README).")
     ] = None,
     problems: Annotated[
-        Path | None, typer.Option(help="Expert engine: JSONL of the problems it knows.")
+        Path | None, typer.Option(help="Expert engine: JSONL (or dataset folder) of its problems.")
+    ] = None,
+    expert_mode: Annotated[
+        str | None,
+        typer.Option(
+            help="Expert engine: faithful (default: the next steps) or oracle (skips "
+            "to the boxed answer; a comparison-only sanity check)."
+        ),
     ] = None,
     model: Annotated[
         str | None, typer.Option(help="GGUF path (default: the bundled cloud model).")
@@ -122,6 +129,7 @@ def serve(
         port=port,
         engine=engine,
         problems=problems,
+        expert_mode=expert_mode,
         model=model,
         model_id=model_id,
         n_ctx=n_ctx,

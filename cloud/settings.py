@@ -26,7 +26,14 @@ class CloudSettings(BaseSettings):
         description="llama (embedded GGUF), upstream (forward to --upstream-url), expert (the "
         "labelled stand-in that knows --problems); auto: upstream when a URL is set, else llama.",
     )
-    problems: Path | None = Field(None, description="Expert engine: JSONL of known problems.")
+    problems: Path | None = Field(
+        None, description="Expert engine: JSONL of known problems (or a dataset folder)."
+    )
+    expert_mode: Literal["faithful", "oracle"] = Field(
+        "faithful",
+        description="Expert engine: faithful (the next steps of the worked solution, at most "
+        "max_tokens) or oracle (skips ahead so the boxed answer fits: a comparison-only check).",
+    )
     model: str | None = Field(
         None, description="GGUF path for the embedded engine; unset serves the bundled cloud model."
     )
