@@ -27,7 +27,12 @@ question, call tags dropped):
 * once the final line's ``\\boxed{..}`` is written, the answer is complete:
   nothing is sent and the finish is ``stop``.
 
-If the answer stops inside the line it starts with (``Money saved: 16 * 2
+The question is never read for numbers, so its own numbers count for
+nothing; a number the answer restates (or a result that happens to equal
+one the answer wrote earlier) does count: the rule trusts what is written.
+
+A fresh step follows the answer after a space when it does not end in
+whitespace. If the answer stops inside the line it starts with (``Money saved: 16 * 2
 =``), the rest of that line comes (`` 32.``), not the line again; an answer
 that stops at the end of a done step's line goes on with a new line.
 
