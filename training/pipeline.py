@@ -133,44 +133,20 @@ def _client(url: str, key: str | None, model: str | None, temperature: float) ->
 def _sft(run: Run, cloud: CloudClient) -> None:
     if run.done("sft"):
         return
-    from training.hf_backend import HFBatch, HFChat, HFCodec
     from training.models import load_slm
     from training.sft import train_sft
-    from training.warmup import build_warmup, entropy_scorer, slm_answers
+    from training.warmup import WarmupExample
+    from training.warmup_stage import build_examples
 
     slm = load_slm(run.config.slm)
-    settings, problems = run.config.warmup, run.problems("train")
-    chat = HFChat(slm.tokenizer, template=slm.chat_template)
-    n_ctx = run.config.sft.max_length
-    answers = None
-    if settings.answers == "slm":
-        batch = HFBatch(slm.model, slm.tokenizer, n_ctx=n_ctx)
-        answers = slm_answers(batch, chat, problems, n_ctx=n_ctx, max_tokens=n_ctx // 2,
-                              seed=run.config.seed)  # fmt: skip
-    prefixes = None
-    if settings.positions == "errors":
-        from training.warmup_errors import error_prefixes
-
-        prefixes = error_prefixes(slm.model, slm.tokenizer, chat, problems, n_ctx=n_ctx,
-                                  max_calls=settings.max_calls)  # fmt: skip
-    examples = build_warmup(
-        problems,
-        codec=HFCodec(slm.tokenizer),
-        chat=chat,
-        cloud=cloud,
-        eos=slm.tokenizer.eos_token_id,
-        n_ctx=n_ctx,
-        no_call_share=settings.no_call_share,
-        max_calls=settings.max_calls,
-        sizes=settings.call_sizes,
-        seed=run.config.seed,
-        answers=answers,
-        entropies=entropy_scorer(slm.model) if settings.positions == "entropy" else None,
-        prefixes=prefixes,
-    )
+    saved = run.out / "sft" / "examples.jsonl"
+    if saved.is_file():  # built by a run that stopped while training: the same examples
+        examples = [WarmupExample(**json.loads(line)) for line in saved.read_text().splitlines()]
+    else:
+        examples = build_examples(run, slm, cloud)
+        _save_examples(examples, saved)
     calls = sum(e.calls for e in examples)
     run.say(f"sft: {len(examples)} warm-up examples, {calls} calls with real cloud text")
-    _save_examples(examples, run.out / "sft" / "examples.jsonl")
     folder = train_sft(slm, examples, run.out / "sft", run.config, metrics=run.metrics)
     run.finish("sft", examples=len(examples), calls=calls, model=str(folder))
 

@@ -14,14 +14,21 @@ itself. So an example holds as many calls as the SLM has weak steps (up to
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from edge.prompt import ChatFormat, build_prompt
 from protocol.calls import format_call
 from training.problems import Problem, messages_for
 
-__all__ = ["answer_with_calls", "error_prefixes", "result_span", "step_size", "wrong_steps"]
+__all__ = [
+    "answer_with_calls",
+    "error_prefixes",
+    "result_span",
+    "step_size",
+    "wrong_steps",
+    "wrong_steps_batch",
+]
 
 _RESULT = re.compile(r"=\s*(-?\d[\d,]*(?:\.\d+)?)[^=\d]*$")
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
@@ -43,15 +50,40 @@ def wrong_steps(
     model: Any, tokenizer: Any, prompt: Sequence[int], lines: Sequence[str]
 ) -> list[bool]:
     """For each line, whether the SLM's greedy tokens miss the line's number (teacher-forced)."""
+    return wrong_steps_batch(model, tokenizer, [(prompt, lines)])[0]
+
+
+def wrong_steps_batch(
+    model: Any, tokenizer: Any, items: Sequence[tuple[Sequence[int], Sequence[str]]]
+) -> list[list[bool]]:
+    """:func:`wrong_steps` for several answers in one forward pass.
+
+    Rows are padded on the right: under causal attention no real token sees the padding.
+    """
     import torch
 
-    answer = "\n".join(lines)
-    encoded = tokenizer(answer, add_special_tokens=False, return_offsets_mapping=True)
-    ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
-    inputs = torch.tensor([[*prompt, *ids]], device=next(model.parameters()).device)
+    rows = []
+    for prompt, lines in items:
+        encoded = tokenizer("\n".join(lines), add_special_tokens=False,
+                            return_offsets_mapping=True)  # fmt: skip
+        rows.append((list(prompt), encoded["input_ids"], encoded["offset_mapping"], lines))
+    width = max(len(prompt) + len(ids) for prompt, ids, _, _ in rows)
+    padded = [[*p, *ids, *[0] * (width - len(p) - len(ids))] for p, ids, _, _ in rows]
+    inputs = torch.tensor(padded, device=next(model.parameters()).device)
     with torch.inference_mode():
-        logits = model(input_ids=inputs).logits[0]
-    greedy = logits[len(prompt) - 1 : -1].argmax(dim=-1).tolist()  # a guess per answer token
+        logits = model(input_ids=inputs).logits
+    found = []
+    for row, (prompt, ids, offsets, lines) in enumerate(rows):
+        guesses = logits[row, len(prompt) - 1 : len(prompt) - 1 + len(ids)].argmax(dim=-1)
+        found.append(_misses(lines, ids, offsets, guesses.tolist()))
+    return found
+
+
+def _misses(
+    lines: Sequence[str], ids: Sequence[int], offsets: Sequence[tuple[int, int]],
+    greedy: Sequence[int],
+) -> list[bool]:  # fmt: skip
+    """Per line: whether a token of its number differs from the greedy guess."""
     wrong, start = [], 0
     for line in lines:
         span = result_span(line)
@@ -91,13 +123,21 @@ def error_prefixes(
     *,
     n_ctx: int,
     max_calls: int,
+    batch: int = 1,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[str]:
-    """Each problem's reference answer with commands where the SLM would go wrong."""
+    """Each problem's reference answer with commands where the SLM would go wrong.
+
+    ``batch`` answers share a forward pass (on a CPU one at a time is fastest: padding costs
+    more than it saves); ``progress`` hears of each pass: answers done, answers in all."""
     model.eval()
     prefixes = []
-    for problem in problems:
-        lines = solution_lines(problem)
-        prompt = build_prompt(chat, messages_for(problem), n_ctx=n_ctx)
-        wrong = wrong_steps(model, tokenizer, prompt.tokens, lines)
-        prefixes.append(answer_with_calls(lines, wrong, max_calls=max_calls))
+    for start in range(0, len(problems), batch):
+        group = problems[start : start + batch]
+        items = [(build_prompt(chat, messages_for(p), n_ctx=n_ctx).tokens, solution_lines(p))
+                 for p in group]  # fmt: skip
+        for (_, lines), wrong in zip(items, wrong_steps_batch(model, tokenizer, items)):
+            prefixes.append(answer_with_calls(lines, wrong, max_calls=max_calls))
+        if progress is not None:
+            progress(len(prefixes), len(problems))
     return prefixes

@@ -46,8 +46,13 @@ def test_the_pipeline_runs_end_to_end_and_resumes(tmp_path: Path) -> None:
     assert heldout["questions"] == 3
     assert "held-out" in result.output
     assert (run / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    lines = (run / "metrics.jsonl").read_text().splitlines()
-    assert {json.loads(line)["stage"] for line in lines} == {"sft", "grpo"}
+    assert heldout["unseen"]["questions"] == 3  # the split training never saw, reported apart
+    assert "unseen, 3 problems" in result.output
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert {line["stage"] for line in lines} == {"sft", "grpo", "grpo_heldout"}
+    curve = [line for line in lines if line["stage"] == "grpo_heldout"]
+    assert [point["step"] for point in curve] == [0, 1]  # the warm-up model, then after GRPO
+    assert all(p["reward_low"] <= p["reward"] <= p["reward_high"] for p in curve)
     model = LlamaModel(run / "model.gguf", n_ctx=256, n_threads=1)  # the edge runtime loads it
     card = trained_card(model.metadata)  # and knows it was trained to call
     assert card is not None

@@ -10,8 +10,10 @@ from training.warmup_errors import (
     answer_with_calls,
     error_prefixes,
     result_span,
+    solution_lines,
     step_size,
     wrong_steps,
+    wrong_steps_batch,
 )
 
 LINES = ["Money saved: 16 * 2 = 32.", "With the gift: 32 + 5 = 37.", "The answer is \\boxed{37}."]
@@ -44,10 +46,13 @@ def test_commands_replace_the_wrong_steps_up_to_the_limit() -> None:
     assert answer_with_calls(LINES, [False] * 3, max_calls=2) == "\n".join(LINES)
 
 
+HARD = ["Boxes of pens: 347 * 29 = 10063.", "The answer is \\boxed{10063}."]
+PROBLEM = Problem("A shop has 347 boxes of 29 pens each. How many pens?", "10063",
+                  "\n".join(HARD))  # fmt: skip
+
+
 def test_the_slm_misses_a_hard_product_but_not_a_copied_number(hf_slm: LoadedSLM) -> None:
-    lines = ["Boxes of pens: 347 * 29 = 10063.", "The answer is \\boxed{10063}."]
-    problem = Problem("A shop has 347 boxes of 29 pens each. How many pens?", "10063",
-                      "\n".join(lines))  # fmt: skip
+    lines, problem = HARD, PROBLEM
     chat = HFChat(hf_slm.tokenizer, template=hf_slm.chat_template)
     prompt = build_prompt(chat, messages_for(problem), n_ctx=1024)
     wrong = wrong_steps(hf_slm.model, hf_slm.tokenizer, prompt.tokens, lines)
@@ -55,3 +60,13 @@ def test_the_slm_misses_a_hard_product_but_not_a_copied_number(hf_slm: LoadedSLM
     (prefix,) = error_prefixes(hf_slm.model, hf_slm.tokenizer, chat, [problem], n_ctx=1024,
                                max_calls=2)  # fmt: skip
     assert prefix.startswith("<call>8</call>\n")
+
+
+def test_answers_checked_together_are_checked_as_alone(hf_slm: LoadedSLM) -> None:
+    chat = HFChat(hf_slm.tokenizer, template=hf_slm.chat_template)
+    short = Problem("Tom has 2 apples and gets 3 more. How many?", "5",
+                    "After getting 3 more: 2 + 3 = 5.\nThe answer is \\boxed{5}.")  # fmt: skip
+    items = [(build_prompt(chat, messages_for(p), n_ctx=1024).tokens, solution_lines(p))
+             for p in (short, PROBLEM)]  # fmt: skip
+    together = wrong_steps_batch(hf_slm.model, hf_slm.tokenizer, items)
+    assert together == [wrong_steps(hf_slm.model, hf_slm.tokenizer, *item) for item in items]
