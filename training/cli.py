@@ -8,6 +8,7 @@ that stopped resumes where it was.
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -31,13 +32,21 @@ err = Console(stderr=True, soft_wrap=True)
 
 OutOpt = Annotated[Path, typer.Option("--out", help="Run folder (created; resumed if present).")]
 PresetOpt = Annotated[
-    str | None, typer.Option("--preset", help="cpu-tiny (minutes on a CPU) or paper (a GPU).")
+    str | None,
+    typer.Option(
+        "--preset",
+        help="cpu-tiny (minutes on a CPU), cpu-small (under an hour on a CPU) or paper (a GPU).",
+    ),
 ]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML file of run settings.")]
 SetOpt = Annotated[
     list[str] | None, typer.Option("--set", help="Override a setting: section.field=value.")
 ]
 ModelOpt = Annotated[Path | None, typer.Option("--model", help="Start from this model folder.")]
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _run(
@@ -52,6 +61,7 @@ def _run(
     from training.pipeline import Run, run_pipeline
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    signal.signal(signal.SIGTERM, _interrupt)  # a stopped run still stops the cloud it started
     try:
         settings = load_config(preset, config, overrides)
     except (ValidationError, ValueError, OSError) as exc:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 from typer.testing import CliRunner
 
@@ -57,3 +62,23 @@ def test_relay_train_refuses_bad_settings_in_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "unknown preset" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_run_stopped_by_sigterm_stops_the_cloud_it_started(tmp_path: Path) -> None:
+    relay_train = Path(sys.executable).with_name("relay-train")
+    command = [str(relay_train), "sft", "--out", str(tmp_path / "run"), "--preset", "cpu-tiny",
+               "--set", "data.train_size=6", "--set", "data.heldout_size=3"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    parent = psutil.Process(process.pid)
+    clouds: list[psutil.Process] = []
+    deadline = time.monotonic() + 120  # guards against a hang, not a timing
+    while not clouds and process.poll() is None and time.monotonic() < deadline:
+        clouds = [c for c in parent.children() if "cloud" in " ".join(c.cmdline())]
+        time.sleep(0.2)
+    assert clouds, "the run never started its expert cloud"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert "run the same command again to resume" in stderr
+    _, alive = psutil.wait_procs(clouds, timeout=30)
+    assert not alive
