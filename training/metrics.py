@@ -77,7 +77,8 @@ def lora_config(settings: LoraConfig) -> Any:
 
 def trainer_args(config: RunConfig, *, save_steps: int) -> dict[str, Any]:
     """Trainer arguments every stage shares: the method's AdamW settings, a log line per step,
-    one checkpoint kept (to resume from), fixed seeds, and the device (bf16 on a GPU)."""
+    one checkpoint kept (to resume from), fixed seeds, and the device (bf16 on a GPU, float32
+    on a CPU)."""
     import torch
 
     if config.threads:
@@ -94,7 +95,9 @@ def trainer_args(config: RunConfig, *, save_steps: int) -> dict[str, Any]:
         "report_to": [],
         "seed": config.seed,
         "data_seed": config.seed,
-        **({"bf16": True} if cuda else {"use_cpu": True}),
+        # On a CPU, float32: bf16 autocast (TRL's default) falls back to a naive matrix
+        # product on CPUs without bf16 instructions, twenty times slower.
+        **({"bf16": True} if cuda else {"use_cpu": True, "bf16": False, "fp16": False}),
     }
 
 
