@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -149,11 +150,15 @@ def test_a_full_queue_answers_429_and_a_gone_client_frees_its_place(
             assert busy.status_code == 429
             assert int(busy.headers["retry-after"]) >= 1
             assert busy.json()["error"]["type"] == "rate_limit_error"
-        # the first client left; its answer stops and the next one starts at once
-        started = time.monotonic()
+        # the first client left: once the server has seen it go, its place is free again
+        # (that its generation stops is test_serve_limits' to check)
+        deadline = time.monotonic() + 60  # only a guard against a hang
+        while httpx.get(f"{base}/v1/relay/status").json()["waiting"] and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
         quick = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
-        assert httpx.post(f"{base}/v1/chat/completions", json=quick, timeout=30).status_code == 200
-        assert time.monotonic() - started < 3
+        assert httpx.post(f"{base}/v1/chat/completions", json=quick, timeout=60).status_code == 200
 
 
 def chromium() -> str | None:
@@ -185,7 +190,11 @@ def test_the_page_shows_both_models_calls_and_the_meter(edge_url: str) -> None:
             assert int(page.inner_text("#meter-tokens")) > 0
             cloud = page.locator("#clouds .cloud")  # each cloud's health beside the meter
             assert cloud.count() == 1
-            assert cloud.inner_text().endswith("closed")
-            assert cloud.get_attribute("title") == "no error"
+            assert cloud.inner_text().endswith(" ok")  # in a user's words, not the breaker's
+            assert cloud.get_attribute("title") == "calls go to this cloud; no error"
+            summary = page.inner_text(".turn.answer .summary")
+            calls = re.search(r"(\d+) (calls?),", summary)
+            assert calls is not None, summary
+            assert calls[2] == ("call" if calls[1] == "1" else "calls"), summary
         finally:
             browser.close()
