@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -36,10 +37,12 @@ def running(
     env: Mapping[str, str] | None = None,
     timeout_s: float = 120.0,
     quiet: bool = False,
+    stderr: IO[bytes] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``command`` until the block ends; enter once ``ready_url`` answers a GET."""
-    stderr = subprocess.DEVNULL if quiet else None
-    process = subprocess.Popen(command, env=dict(env) if env else None, stderr=stderr)
+    """Run ``command`` until the block ends; enter once ``ready_url`` answers a GET. Its
+    stderr goes to ``stderr`` when given, nowhere when ``quiet``, else to ours."""
+    errors = stderr or (subprocess.DEVNULL if quiet else None)
+    process = subprocess.Popen(command, env=dict(env) if env else None, stderr=errors)
     try:
         deadline = time.monotonic() + timeout_s
         while not _answers(ready_url):

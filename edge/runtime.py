@@ -25,7 +25,12 @@ __all__ = ["Relay", "build_cloud", "build_relay", "load_slm", "policy_for"]
 
 
 def build_cloud(settings: EdgeSettings) -> CloudClient:
-    """The guarded cloud client for ``settings`` (:func:`edge.clouds.build.build_cloud`)."""
+    """The guarded cloud client for ``settings`` (:func:`edge.clouds.build.build_cloud`);
+    offline, no HTTP stack is even imported."""
+    if settings.offline:
+        from edge.clouds.fallback import OfflineCloud
+
+        return OfflineCloud()
     from edge.clouds.build import build_cloud as build
 
     return build(settings)

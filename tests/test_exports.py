@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,31 @@ def test_every_exported_name_exists(package: str) -> None:
 def test_packages_import_only_what_they_may(imports: str, forbidden: set[str]) -> None:
     code = f"import sys, {imports}; bad = {forbidden!r} & set(sys.modules); assert not bad, bad"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+SERVING = {"prometheus_client", "opentelemetry", "fastapi", "uvicorn", "starlette"}
+"""What only the servers (and traces, when asked for) need: never loaded by ``relay run``."""
+
+
+@pytest.mark.parametrize(
+    ("options", "forbidden"),
+    [(["--offline"], SERVING | {"httpx", "anyio"}),  # no cloud: no HTTP stack either
+     (["--cloud-url", "http://127.0.0.1:9/v1", "--cloud-model", "m"], SERVING)],
+    ids=["offline", "cloud"],
+)  # fmt: skip
+def test_relay_run_loads_no_server_packages(
+    slm_path: Path, tmp_path: Path, options: list[str], forbidden: set[str]
+) -> None:
+    args = ["run", "Hi", "--slm", str(slm_path), "--max-tokens", "2", *options]
+    code = (
+        "import sys\nfrom edge.cli import app\n"
+        f"try:\n    app({args!r}, standalone_mode=False)\nexcept SystemExit:\n    pass\n"
+        f"bad = {forbidden!r} & set(sys.modules); assert not bad, bad"
+    )
+    env = {**os.environ, "RELAYLLM_DATA_DIR": str(tmp_path), "RELAYLLM_N_CTX": "512",
+           "RELAYLLM_CONFIG": str(tmp_path / "none.toml"), "RELAYLLM_N_THREADS": "2"}  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def imported_modules(package: str) -> set[str]:

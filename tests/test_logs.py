@@ -25,9 +25,9 @@ def ready(url: str) -> bool:
         return False
 
 
-def served_lines(command: list[str], tmp_path: Path, requests: Any) -> list[dict[str, Any]]:
+def served_log(command: list[str], tmp_path: Path, requests: Any) -> str:
     """Run a server with ``command`` (its port last), make ``requests(base)``, stop it; its
-    stderr lines, parsed (every line that is not llama.cpp's own must be JSON)."""
+    stderr."""
     port = free_port()
     log = tmp_path / f"server-{port}.log"
     env = {**os.environ, "RELAYLLM_DATA_DIR": str(tmp_path), "RELAYLLM_N_THREADS": "2",
@@ -45,8 +45,13 @@ def served_lines(command: list[str], tmp_path: Path, requests: Any) -> list[dict
         finally:
             process.terminate()
             process.wait(timeout=30)
-    lines = [line for line in log.read_text().splitlines() if line.startswith("{")]
-    return [json.loads(line) for line in lines]
+    return log.read_text()
+
+
+def served_lines(command: list[str], tmp_path: Path, requests: Any) -> list[dict[str, Any]]:
+    """:func:`served_log`'s lines, parsed (every line that is not llama.cpp's own is JSON)."""
+    log = served_log(command, tmp_path, requests)
+    return [json.loads(line) for line in log.splitlines() if line.startswith("{")]
 
 
 def test_relay_cloud_logs_one_json_object_per_request(setup: Setup, tmp_path: Path) -> None:
@@ -88,11 +93,29 @@ def test_relay_serve_logs_its_answers(slm_path: Path, tmp_path: Path) -> None:
                 "messages": [{"role": "user", "content": "Hi"}]}  # fmt: skip
         answered["reply"] = httpx.post(f"{base}/v1/chat/completions", json=body, timeout=60)
 
+    # a line per request by default: no --log-level
     command = [str(BIN / "relay"), "serve", "--slm", str(slm_path), "--offline",
-               "--log-format", "json", "--log-level", "info", "--port"]  # fmt: skip
+               "--log-format", "json", "--port"]  # fmt: skip
     lines = served_lines(command, tmp_path, requests)
     reply = answered["reply"]
     (line,) = [x for x in lines if x.get("request_id") == reply.headers["x-request-id"]]
     relay = reply.json()["usage"]["relay"]
     assert (line["route"], line["status"]) == ("/v1/chat/completions", 200)
     assert (line["slm_tokens"], line["llm_tokens"]) == (relay["slm_tokens"], relay["llm_tokens"])
+
+
+def test_both_servers_log_a_text_line_per_request_by_default(
+    slm_path: Path, setup: Setup, tmp_path: Path
+) -> None:
+    def requests(base: str) -> None:
+        headers = {"X-Request-ID": "plain-7", "Authorization": f"Bearer {SECRETS['carol']}"}
+        httpx.get(f"{base}/v1/models", headers=headers, timeout=30).raise_for_status()
+
+    edge = [str(BIN / "relay"), "serve", "--slm", str(slm_path), "--offline", "--port"]
+    cloud = [str(BIN / "relay-cloud"), "serve", "--engine", "expert", "--problems",
+             str(setup.problems), "--api-keys-file", str(setup.keys), "--state-url", setup.state,
+             "--port"]  # fmt: skip
+    for command in (edge, cloud):
+        log = served_log(command, tmp_path, requests)
+        (line,) = [line for line in log.splitlines() if "request_id=plain-7" in line]
+        assert line.startswith("INFO: GET /v1/models 200"), line

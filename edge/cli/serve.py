@@ -64,9 +64,9 @@ def serve(
         bool | None,
         typer.Option("--metrics-public", help="GET /metrics without a key (a private network)."),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="Log level (info: a line per request).")] = (
-        "warning"
-    ),
+    log_level: Annotated[
+        str, typer.Option(help="Log level (info, the default: a line per request).")
+    ] = "info",
     log_format: Annotated[
         LogFormatChoice, typer.Option(help="text, or json: one object a line.")
     ] = LogFormatChoice.text,

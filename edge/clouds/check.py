@@ -97,11 +97,14 @@ def _check(http: HttpCloud, price: Price) -> CloudCheck:
 
 
 def _auth(error: CloudError | None, probe: ProbeResult | None) -> str:
-    if isinstance(error, UpstreamError) and error.upstream_status in (401, 403):
-        return f"refused ({error.upstream_status})"
-    if isinstance(error, CloudUnavailable) and probe is None:
+    """``ok`` only when the cloud answered past its key check: a reply, or a refusal of
+    something else (another 4xx); ``unknown`` when no answer came back at all."""
+    if isinstance(error, UpstreamError):
+        status = error.upstream_status
+        return f"refused ({status})" if status in (401, 403) else "ok"
+    if isinstance(error, CloudUnavailable) and not (probe and probe.reply):
         return "unknown"
-    return "ok" if probe is not None or isinstance(error, UpstreamError) else "unknown"
+    return "ok" if probe is not None else "unknown"
 
 
 def unreachable(settings: EdgeSettings, timeout_s: float = 2.0) -> str | None:

@@ -197,10 +197,9 @@ def test_a_busy_port_is_one_clear_line(tmp_path: Path, slm_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_help_is_quick_and_names_the_defaults() -> None:
-    started = time.monotonic()
+def test_help_names_the_defaults_and_loads_nothing_heavy() -> None:
+    """How quick it is, is a benchmark (``cli_start_ms``)."""
     done = subprocess.run([str(BIN / "relay"), "run", "--help"], capture_output=True, text=True)
-    assert time.monotonic() - started < 5
     assert "http://127.0.0.1:8300/v1" in done.stdout
     heavy = "{'llama_cpp', 'httpx', 'fastapi'}"
     code = f"import sys, edge.cli; print(sorted({heavy} & set(sys.modules)))"

@@ -93,11 +93,9 @@ def test_no_retry_after_the_stream_began(server: tuple[str, Counter[str]]) -> No
 
 
 def test_first_token_timeout(server: tuple[str, Counter[str]]) -> None:
-    url, _ = server
-    started = time.monotonic()
-    with pytest.raises(CloudUnavailable):
+    url, _ = server  # slow-start answers after 3 s: only a timeout makes this call fail
+    with pytest.raises(CloudUnavailable, match="did not answer in time"):
         list(cloud(url, "slow-start", retries=0, first_token_timeout_s=0.5).stream(REQUEST))
-    assert time.monotonic() - started < 2.5
 
 
 def test_total_timeout(server: tuple[str, Counter[str]]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ import pytest
 from edge.cloud_process import free_port, running
 from tests.conftest import BIN
 
+HANG_S = 600
+"""Only a guard against a hang: an answer can take minutes on two busy cores."""
 LONG = "Tell me a long story about a lighthouse keeper and the sea. " * 3
 
 
@@ -142,18 +145,25 @@ def test_a_full_queue_answers_429_and_a_gone_client_frees_its_place(
         count = "Count from 1 to 300, separated by commas."  # a long answer for sure
         body = {"messages": [{"role": "user", "content": count}], "stream": True}
         url = f"{base}/v1/chat/completions"
-        with httpx.Client(timeout=60) as first, first.stream("POST", url, json=body) as response:
+        with (
+            httpx.Client(timeout=HANG_S) as client,
+            client.stream("POST", url, json=body) as response,
+        ):
             lines = response.iter_lines()  # kept: a dropped iterator would close the stream
             next(lines)  # the first answer is under way
-            busy = httpx.post(url, json=body)
+            busy = client.post(url, json=body)
             assert busy.status_code == 429
             assert int(busy.headers["retry-after"]) >= 1
             assert busy.json()["error"]["type"] == "rate_limit_error"
-        # the first client left; its answer stops and the next one starts at once
-        started = time.monotonic()
-        quick = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
-        assert httpx.post(f"{base}/v1/chat/completions", json=quick, timeout=30).status_code == 200
-        assert time.monotonic() - started < 3
+        # the first client left: once the server has seen it go, its place is free again
+        # (that its generation stops is test_serve_limits' to check)
+        deadline = time.monotonic() + HANG_S
+        with httpx.Client(timeout=HANG_S) as client:
+            while client.get(f"{base}/v1/relay/status").json()["waiting"]:
+                assert time.monotonic() < deadline, "the client's place was never freed"
+                time.sleep(0.05)
+            quick = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+            assert client.post(url, json=quick).status_code == 200
 
 
 def chromium() -> str | None:
@@ -176,7 +186,7 @@ def test_the_page_shows_both_models_calls_and_the_meter(edge_url: str) -> None:
             page.goto(edge_url)
             page.fill("#question", "Hi!")
             page.click("#send")
-            page.wait_for_selector(".turn.answer .summary", timeout=60_000)
+            page.wait_for_selector(".turn.answer .summary", timeout=HANG_S * 1000)
             assert page.locator(".turn.answer .slm").count() > 0
             assert page.locator(".turn.answer .llm").count() > 0
             badges = page.locator(".turn.answer .call").all_text_contents()
@@ -185,7 +195,11 @@ def test_the_page_shows_both_models_calls_and_the_meter(edge_url: str) -> None:
             assert int(page.inner_text("#meter-tokens")) > 0
             cloud = page.locator("#clouds .cloud")  # each cloud's health beside the meter
             assert cloud.count() == 1
-            assert cloud.inner_text().endswith("closed")
-            assert cloud.get_attribute("title") == "no error"
+            assert cloud.inner_text().endswith(" ok")  # in a user's words, not the breaker's
+            assert cloud.get_attribute("title") == "calls go to this cloud; no error"
+            summary = page.inner_text(".turn.answer .summary")
+            calls = re.search(r"(\d+) (calls?),", summary)
+            assert calls is not None, summary
+            assert calls[2] == ("call" if calls[1] == "1" else "calls"), summary
         finally:
             browser.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from datetime import date
 from pathlib import Path
 
@@ -61,10 +60,8 @@ def test_the_pipeline_runs_end_to_end_and_resumes(tmp_path: Path) -> None:
     assert date.fromisoformat(card.trained_on)
     model.close()
 
-    started = time.monotonic()
     again = CliRunner().invoke(app, args)
-    assert again.exit_code == 0, again.output
-    assert time.monotonic() - started < 15  # every stage was done: nothing is trained again
+    assert again.exit_code == 0, again.output  # every stage was done: nothing is trained again
     assert "sft:" not in again.output
 
 

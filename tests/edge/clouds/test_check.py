@@ -69,6 +69,19 @@ def test_json_one_object_per_cloud_and_the_first_decides(
     assert output.splitlines()[0].startswith("FAILED")
 
 
+@pytest.mark.parametrize("api", ["chat", "auto"])
+def test_a_cloud_that_never_answered_is_not_called_auth_ok(env: dict[str, str], api: str) -> None:
+    closed = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    args = ["cloud", "check", "--cloud-url", closed, "--cloud-key", "k", "--cloud-model",
+            "gpt-4o-mini", "--cloud-api", api]  # fmt: skip
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 1
+    assert result.output.startswith("FAILED")
+    assert "auth unknown" in result.output
+    assert "auth ok" not in result.output
+    assert "Traceback" not in result.output
+
+
 def test_a_refused_key_is_said_in_one_line(env: dict[str, str], anthropic_cloud: Served) -> None:
     wrong = Served(anthropic_cloud.emulator, anthropic_cloud.url, "sk-wrong", "claude-haiku-4-5")
     code, output = check(env, wrong)
