@@ -2,8 +2,9 @@
 
 * ``concurrent_streams_ok``: of 50 streamed completions sent 10 ms apart, how
   many finished without an error; ``ttft_p95_ms`` their 95th-percentile time
-  to first token (queueing included: the embedded engine answers one at a
-  time, first come first served); ``cloud_tokens_per_s`` the throughput.
+  to first token (queueing included: the embedded engine answers its default
+  number of requests at once, the rest first come first served);
+  ``cloud_tokens_per_s`` the throughput.
 * ``prefix_reuse_interleaved``: four answers make their first calls, then
   their second ones, interleaved; the worst second call's share of prompt
   tokens the engine had to evaluate again (it keeps several contexts).

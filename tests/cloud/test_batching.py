@@ -8,7 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from cloud.cli import app
 from cloud.engine import Delta, Generation
 from cloud.llama_engine import LlamaEngine, default_parallel
 from protocol.sampling import SamplingParams
@@ -135,6 +137,13 @@ def test_a_seed_gives_the_same_text_alone_or_queued_at_parallel_one(
 
 def test_default_parallel_follows_the_context() -> None:
     assert [default_parallel(n) for n in (256, 512, 1024, 4096, 32768)] == [1, 1, 2, 8, 8]
+
+
+def test_a_bad_parallel_is_one_line() -> None:
+    result = CliRunner().invoke(app, ["serve", "--insecure-no-auth", "--parallel", "0"])
+    assert result.exit_code == 2
+    assert "greater than or equal to 1" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_health_shows_parallel(cloud_model_path: Path) -> None:
