@@ -89,8 +89,9 @@ class BatchScheduler:
             except Exception as exc:  # a failed decode ends the answers it held, not the engine
                 log.exception("the embedded engine's step failed")
                 for answer in self._running:
-                    answer.emit(exc)
-                    answer.finished = True
+                    if not answer.finished:
+                        answer.finished = True
+                        answer.emit(exc)
                 self._release_finished()
 
     def _step(self) -> None:
