@@ -1,7 +1,8 @@
 """relay-cloud's embedded engine beside llama.cpp's own ``llama-server``, same model and threads.
 
 Each server runs as its own process on a 4096-token context with the same CPU
-threads; the streams are OpenAI chat completions with each server's default
+threads and KV cache (q8_0 keys and values with flash attention, relay-cloud's
+default); the streams are OpenAI chat completions with each server's default
 sampling. Figures, per server (``relay_`` or ``llamacpp_``):
 
 * ``one_stream_tok_s``: one stream of ``max_tokens`` 64, tokens per second;
@@ -56,7 +57,7 @@ def _server(kind: str, model: Path, threads: int, parallel: int) -> Iterator[tup
         assert isinstance(binary, Path)
         command = [str(binary), "-m", str(model), "--port", str(port), "-t", str(threads),
                    "-tb", str(threads), "-c", "4096", "-np", str(parallel), "--kv-unified",
-                   "--log-disable"]  # fmt: skip
+                   "-ctk", "q8_0", "-ctv", "q8_0", "-fa", "on", "--log-disable"]  # fmt: skip
     with running(command, f"{base}/health", quiet=True, timeout_s=300):
         while httpx.get(f"{base}/health").status_code != 200:  # llama-server: 503 while loading
             time.sleep(0.2)
