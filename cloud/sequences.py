@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from edge.llama import LlamaModel
 from protocol.errors import ModelUnavailable
@@ -47,7 +48,7 @@ class Sequences:
         if n_seq > 1:
             _reopen(model, n_seq)
         self._ctx = model.llama._ctx
-        self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+        self._batch: Any = llama_cpp.llama_batch_init(n_batch, 0, 1)  # None once closed
 
     def decode(self, chunks: Sequence[Chunk]) -> list[int]:
         """Evaluate ``chunks`` in one step; the output index of each chunk's logits (-1: none)."""
