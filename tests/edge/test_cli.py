@@ -150,7 +150,8 @@ def test_ctrl_c_in_chat_stops_the_answer_and_the_chat_goes_on(
     assert chat.stdout is not None
     chat.stdin.write("Tell me a very long story.\n")
     chat.stdin.flush()
-    chat.stdout.read(30)  # the answer is under way
+    assert chat.stdout.readline() == "you> Tell me a very long story.\n"  # what it read
+    chat.stdout.read(5)  # the answer is under way
     chat.send_signal(signal.SIGINT)
     time.sleep(1)
     stdout, stderr = chat.communicate("What was my first question?\n", timeout=120)
