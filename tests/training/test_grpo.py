@@ -57,15 +57,13 @@ def test_rollouts_keep_cloud_tokens_out_of_the_loss_and_match_the_edge_loop(
 def test_a_group_whose_rewards_are_equal_is_left_out_of_the_loss(
     hf_slm: LoadedSLM, expert_problems: tuple[list[Problem], Path], expert_cloud: FallbackCloud
 ) -> None:
-    problems = expert_problems[0][:2]
-    prompts = [messages_for(p)[0]["content"] for p in problems for _ in range(2)]
-    chat = HFChat(hf_slm.tokenizer, template=hf_slm.chat_template)
-    config = load_config(None, None, ["grpo.max_tokens=16", "grpo.group_size=2"])
+    prompts = [messages_for(p)[0]["content"] for p in expert_problems[0][:2] for _ in range(2)]
     # Every answer is wrong (the reference is not a number) and none calls: rewards all 0.
-    rollout = RelayRollout(chat, expert_cloud, {p: "no number" for p in prompts}, config,
+    rollout = RelayRollout(HFChat(hf_slm.tokenizer, template=hf_slm.chat_template), expert_cloud,
+                           dict.fromkeys(prompts, "no number"),
+                           load_config(None, None, ["grpo.max_tokens=16", "grpo.group_size=2"]),
                            n_ctx=1024, policy=NeverPolicy())  # fmt: skip
-    batch = HFBatch(hf_slm.model, hf_slm.tokenizer, n_ctx=1024)
-    out = rollout.rollout(batch, prompts, step=0)
+    out = rollout.rollout(HFBatch(hf_slm.model, hf_slm.tokenizer, n_ctx=1024), prompts, step=0)
     assert out["relay_reward"] == [0.0] * 4
     assert all(set(mask) == {0} for mask in out["env_mask"])
     assert [len(m) for m in out["env_mask"]] == [len(c) for c in out["completion_ids"]]
