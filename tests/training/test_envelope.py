@@ -9,6 +9,7 @@ import pytest
 from tests.training.test_report import result
 from training.compare import against_envelope, auroc, selectivity
 from training.envelope import Envelope, OperatingPoint
+from training.eval_report import SlmRuns, build_report
 
 
 def test_the_envelope_is_the_upper_hull_mixing_points_at_random() -> None:
@@ -77,3 +78,23 @@ def test_selectivity_and_auroc() -> None:
     assert auroc([], [1]) is None
     never = selectivity("never", [result(i, True, 100, 0) for i in range(10)], alone)
     assert never.auroc == 0.5
+
+
+def test_the_report_compares_learned_with_each_slms_envelope() -> None:
+    n = 30
+    trained = SlmRuns("model", ":model", shown={"slm", "learned", "entropy"})
+    trained.alone = [result(i, i < 6, 100, 0) for i in range(n)]
+    trained.learned = [result(i, i < 15, 90, 8) for i in range(n)]
+    trained.entropy = {"entropy@3/8": [result(i, i < 12, 90, 16) for i in range(n)]}
+    base = SlmRuns("base", ":base", shown={"slm", "entropy"})
+    base.alone = [result(i, i < 3, 100, 0) for i in range(n)]
+    base.entropy = {"entropy@4/8": [result(i, i < 9, 90, 20) for i in range(n)]}
+    report = build_report([trained, base], seed=1)
+    lines = report.headlines["learned:model"]
+    assert lines[0].startswith("+20.0 points against its own entropy envelope (model)")
+    assert lines[1].startswith("+32.0 points against base's entropy envelope")  # 10 % → 30 %
+    assert lines[2].startswith("+30.0 points against the SLM alone")
+    assert [p.cost for p in report.curves["entropy envelope:base"]] == [0.0, 20.0]
+    assert {s.system for s in report.selectivity} >= {"learned:model", "entropy@4/8:base"}
+    assert report.no_headline == ""
+    assert build_report([base]).no_headline.startswith("No headline: it compares")
