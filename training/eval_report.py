@@ -27,6 +27,7 @@ __all__ = ["EvalReport", "SlmRuns", "build_report", "write_report"]
 TOLERANCE = -3.0
 """Points: the lower bound at which ``learned`` still counts as level with an envelope."""
 ROUTER_PS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+NEVER = "never called (an SLM not trained to call): nothing to compare at its cost"
 
 Rows = list[QuestionResult]
 
@@ -83,7 +84,8 @@ def build_report(runs: list[SlmRuns], *, seed: int = 0) -> EvalReport:
                 [_point(name, rows) for name, rows in family.items()]
             ).curve()
         if run.learned and run.alone:
-            headlines[f"learned{run.tag}"] = _headline(run, runs, seed)
+            called = any(r.calls for r in run.learned)
+            headlines[f"learned{run.tag}"] = _headline(run, runs, seed) if called else [NEVER]
         if run.alone:
             routed = {"learned": run.learned, **run.learned_curve, **run.entropy,
                       "random": run.router}  # fmt: skip
