@@ -122,31 +122,35 @@ def run_evaluation(
             finished(summarise(system, rows), len(ended), total)
         return rows
 
-    runs = []
-    for slm in plan.slms:
-        wants = {name: _wants(plan, name, "random") for name in ("slm", "llm", "learned")}
-        one = SlmRuns(slm.stem, plan.tag(slm), shown=set(plan.systems))
-        one.alone = run(slm, "slm", NeverPolicy(), offline=True) if wants["slm"] else []
-        one.cloud = run(slm, "llm", CloudOnlyPolicy()) if wants["llm"] else []
-        one.learned = run(slm, "learned", LearnedPolicy()) if wants["learned"] else []
-        if "learned" in plan.systems and plan.learned_biases:
-            first = command_tokens(slm)
-            for bias in plan.learned_biases:
-                name = f"learned@bias={bias:+g}"
-                pairs = tuple((token, bias) for token in first)
-                one.learned_curve[name] = run(slm, name, LearnedPolicy(), bias=pairs)
-        for setting in grids.get(slm, []):
-            policy = EntropyPolicy(setting.threshold, setting.n)
-            one.entropy[setting.name] = run(slm, setting.name, policy)
-        if "random" in plan.systems and one.alone and one.cloud:
-            cost = sum(r.llm_tokens for r in one.learned) / max(1, len(one.learned))
-            p = matched_p(one.alone, one.cloud, cost)
-            one.router_p = p
-            one.router = run(slm, f"random@p={p:.3f}", RandomRouter(p))
-        runs.append(one)
+    runs = [_systems_of(plan, slm, grids.get(slm, []), run) for slm in plan.slms]
     report = build_report(runs, seed=plan.seed)
     write_report(plan, report)
     return report
+
+
+def _systems_of(
+    plan: EvalPlan, slm: Path, grid: list[EntropySetting], run: Callable[..., list[QuestionResult]]
+) -> SlmRuns:
+    """Every system of one SLM, answered by ``run`` (the router needs slm, llm and learned)."""
+    wants = {name: _wants(plan, name, "random") for name in ("slm", "llm", "learned")}
+    one = SlmRuns(slm.stem, plan.tag(slm), shown=set(plan.systems))
+    one.alone = run(slm, "slm", NeverPolicy(), offline=True) if wants["slm"] else []
+    one.cloud = run(slm, "llm", CloudOnlyPolicy()) if wants["llm"] else []
+    one.learned = run(slm, "learned", LearnedPolicy()) if wants["learned"] else []
+    if "learned" in plan.systems and plan.learned_biases:
+        first = command_tokens(slm)
+        for bias in plan.learned_biases:
+            name = f"learned@bias={bias:+g}"
+            pairs = tuple((token, bias) for token in first)
+            one.learned_curve[name] = run(slm, name, LearnedPolicy(), bias=pairs)
+    for setting in grid:
+        policy = EntropyPolicy(setting.threshold, setting.n)
+        one.entropy[setting.name] = run(slm, setting.name, policy)
+    if "random" in plan.systems and one.alone and one.cloud:
+        cost = sum(r.llm_tokens for r in one.learned) / max(1, len(one.learned))
+        one.router_p = matched_p(one.alone, one.cloud, cost)
+        one.router = run(slm, f"random@p={one.router_p:.3f}", RandomRouter(one.router_p))
+    return one
 
 
 def command_tokens(slm: Path) -> list[int]:
