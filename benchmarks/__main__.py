@@ -72,15 +72,15 @@ from benchmarks.sharing import busy_machine_ratios, demo_latency
 from benchmarks.startup import startup
 from cloud.engine import Delta, Generation
 from cloud.llama_engine import LlamaEngine
+from edge.app.runtime import build_cloud
+from edge.app.settings import EdgeSettings
 from edge.clouds.fallback import OfflineCloud
+from edge.core.loop import RelayLoop
+from edge.core.policies import LearnedPolicy, NeverPolicy
+from edge.core.prompt import RelayPrompt, build_prompt
+from edge.core.relay import RelayLimits
+from edge.core.splice import Splice
 from edge.llama import LlamaChat, LlamaModel, pull
-from edge.loop import RelayLoop
-from edge.policies import LearnedPolicy, NeverPolicy
-from edge.prompt import RelayPrompt, build_prompt
-from edge.relay import RelayLimits
-from edge.runtime import build_cloud
-from edge.settings import EdgeSettings
-from edge.splice import Splice
 from protocol.sampling import SamplingParams
 from protocol.wire import Usage
 
@@ -149,7 +149,7 @@ def handoff_overhead_ms(calls: int, data_dir: Path) -> tuple[float, float]:
     CPU time of this process is relayllm's own work; wall time adds the loopback
     round trips and the server's (instant, model-free) answer.
     """
-    from edge.clouds.client import CloudRequest
+    from edge.core.cloud import CloudRequest
 
     with serve_in_process(pieces=16) as url:
         settings = EdgeSettings(
@@ -176,7 +176,7 @@ def metrics_overhead_ms(repeats: int) -> float:
     and 25 SLM text events each) through :meth:`EdgeMetrics.watch` less a plain pass-through."""
     import asyncio
 
-    from edge.metrics import EdgeMetrics
+    from edge.app.metrics import EdgeMetrics
     from protocol.events import CallFinished, CallStarted, DoneEvent, RelayEvent, TextEvent
 
     events: list[RelayEvent] = []

@@ -26,7 +26,7 @@ import httpx
 
 from cloud.engine import Generation
 from cloud.llama_engine import LlamaEngine
-from edge.cloud_process import free_port, running
+from edge.app.cloud_process import free_port, running
 from protocol.sampling import SamplingParams
 
 __all__ = ["concurrent_streams", "interleaved_prefix_reuse"]

@@ -63,8 +63,8 @@ def bare() -> None:
     """llama-cpp-python alone: the same GGUF, context and cache, 100 greedy tokens."""
     from llama_cpp import Llama
 
+    from edge.app.settings import EdgeSettings
     from edge.llama import resolve_model
-    from edge.settings import EdgeSettings
 
     settings = EdgeSettings(offline=True)
     llama = Llama(model_path=str(resolve_model(settings.slm, default="slm")),
@@ -78,8 +78,8 @@ def main() -> None:
     if sys.argv[1] == "bare":
         bare()
         return
-    from edge.runtime import build_relay
-    from edge.settings import EdgeSettings
+    from edge.app.runtime import build_relay
+    from edge.app.settings import EdgeSettings
 
     settings = EdgeSettings(offline=True, kv_cache=sys.argv[1], max_tokens=100, temperature=0)
     relay = build_relay(settings)

@@ -16,12 +16,12 @@ import statistics
 import time
 from collections.abc import Iterator
 
-from edge.clouds.client import CloudEnd, CloudItem, CloudRequest, CloudText
+from edge.core.cloud import CloudEnd, CloudItem, CloudRequest, CloudText
+from edge.core.loop import RelayLoop
+from edge.core.policies import LearnedPolicy
+from edge.core.prompt import build_prompt
+from edge.core.relay import RelayLimits
 from edge.llama import LlamaChat, LlamaModel
-from edge.loop import RelayLoop
-from edge.policies import LearnedPolicy
-from edge.prompt import build_prompt
-from edge.relay import RelayLimits
 from protocol.sampling import SamplingParams
 
 __all__ = ["resume_latency"]

@@ -1,6 +1,6 @@
 """Training rollouts through the relay loop against transformers' own ``generate``.
 
-``rollout_vs_generate_ratio``: tokens per second of :func:`edge.batch.relay_batch`
+``rollout_vs_generate_ratio``: tokens per second of :func:`edge.core.batch.relay_batch`
 on the transformers backend (no calls) / tokens per second of ``generate``,
 same model, same batch of prompts, same sampling. Needs the ``train`` extra.
 """
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import time
 
-from edge.batch import relay_batch
 from edge.clouds.fallback import OfflineCloud
-from edge.policies import NeverPolicy
-from edge.prompt import build_prompt
-from edge.relay import RelayLimits
+from edge.core.batch import relay_batch
+from edge.core.policies import NeverPolicy
+from edge.core.prompt import build_prompt
+from edge.core.relay import RelayLimits
 from protocol.sampling import SamplingParams
 
 __all__ = ["rollout_vs_generate_ratio"]

@@ -12,7 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 
-from edge.cloud_process import free_port, running
+from edge.app.cloud_process import free_port, running
 from protocol.wire import (
     SSE_DONE,
     CompletionChoice,

@@ -21,11 +21,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from edge.clouds.fallback import OfflineCloud
+from edge.core.loop import RelayLoop
+from edge.core.policies import NeverPolicy
+from edge.core.prompt import build_prompt
+from edge.core.relay import RelayLimits
 from edge.llama import LlamaChat, LlamaModel
-from edge.loop import RelayLoop
-from edge.policies import NeverPolicy
-from edge.prompt import build_prompt
-from edge.relay import RelayLimits
 from protocol.events import CallFinished, DoneEvent
 from protocol.sampling import SamplingParams
 
@@ -84,10 +84,10 @@ def busy_machine_ratios(slm_path: Path, tokens: int, repeats: int) -> dict[str, 
 
 def demo_latency(slm_path: Path, cloud_path: Path, repeats: int) -> dict[str, float]:
     """``relay demo``'s answer with both models on this machine: per call and in all."""
-    from edge.cli.answers import DEMO_QUESTION
-    from edge.cloud_process import local_cloud
-    from edge.runtime import build_relay
-    from edge.settings import EdgeSettings
+    from edge.app.cli.answers import DEMO_QUESTION
+    from edge.app.cloud_process import local_cloud
+    from edge.app.runtime import build_relay
+    from edge.app.settings import EdgeSettings
 
     calls, answers = [], []
     with tempfile.TemporaryDirectory() as tmp, local_cloud(cloud_path) as url:

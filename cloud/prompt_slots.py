@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 
+from edge.core.local_model import common_prefix
 from edge.llama import LlamaModel
-from edge.llama.model import Snapshot, common_prefix
+from edge.llama.model import Snapshot
 
 __all__ = ["MIN_GAIN", "PromptSlots"]
 

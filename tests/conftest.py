@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from edge.cloud_process import free_port, running
+from edge.app.cloud_process import free_port, running
 
 BIN = Path(sys.executable).parent
 

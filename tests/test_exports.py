@@ -30,11 +30,16 @@ def test_every_exported_name_exists(package: str) -> None:
     [
         ("protocol, protocol.calls, protocol.wire, protocol.events, protocol.sse",
          {"llama_cpp", "httpx", "openai", "fastapi", "edge", "cloud", "training"}),
-        ("edge, edge.runtime, edge.relay, edge.loop, edge.batch, edge.server",
+        # the relay core is backend-neutral: no llama.cpp, HTTP, server or tracing package
+        ("edge.core, edge.core.relay, edge.core.loop, edge.core.batch, edge.core.policies",
+         {"llama_cpp", "httpx", "fastapi", "starlette", "opentelemetry", "torch", "cloud",
+          "training", "edge.llama", "edge.clouds", "edge.openai_compat", "edge.app"}),
+        ("edge, edge.app.runtime, edge.core.relay, edge.core.loop, edge.core.batch,"
+         " edge.app.server",
          {"torch", "transformers", "peft", "trl", "cloud", "training", "openai", "llama_cpp"}),
         # the relay CLI also loads the commands other packages add by entry point (relay eval);
         # what a command needs loads when it runs, so `relay --help` stays quick
-        ("edge.cli",
+        ("edge.app.cli",
          {"torch", "transformers", "peft", "trl", "cloud", "training.grpo", "training.sft",
           "math_verify", "matplotlib", "openai", "llama_cpp", "pydantic", "numpy", "asyncio",
           "httpx"}),
@@ -62,7 +67,7 @@ def test_relay_run_loads_no_server_packages(
 ) -> None:
     args = ["run", "Hi", "--slm", str(slm_path), "--max-tokens", "2", *options]
     code = (
-        "import sys\nfrom edge.cli import app\n"
+        "import sys\nfrom edge.app.cli import app\n"
         f"try:\n    app({args!r}, standalone_mode=False)\nexcept SystemExit:\n    pass\n"
         f"bad = {forbidden!r} & set(sys.modules); assert not bad, bad"
     )
@@ -87,15 +92,51 @@ def imported_modules(package: str) -> set[str]:
 ALLOWED = {
     "protocol": {"protocol"},
     "edge": {"protocol", "edge"},
-    "cloud": {"protocol", "cloud", "edge.llama", "edge.openai_compat"},
+    "cloud": {"protocol", "cloud", "edge.llama", "edge.openai_compat", "edge.core.local_model"},
     "training": {"protocol", "edge", "training"},
 }
+
+
+EDGE_PARTS = {
+    "edge/core": {"protocol", "edge.core"},
+    "edge/llama": {"protocol", "edge.llama", "edge.core"},
+    "edge/openai_compat": {"protocol", "edge.openai_compat"},
+    "edge/clouds": {
+        "protocol",
+        "edge.clouds",
+        "edge.core",
+        "edge.openai_compat",
+        "edge.app.ledger",
+    },
+    "edge/app": {"protocol", "edge"},
+}
+"""Inside ``edge``: the relay core needs nobody; the backend and the cloud client implement
+its interfaces; the shared HTTP layer stands alone; only the device app sees every part."""
+
+
+def _outside(used: set[str], allowed: set[str]) -> list[str]:
+    return sorted(n for n in used if not any(n == a or n.startswith(a + ".") for a in allowed))
 
 
 @pytest.mark.parametrize("package", sorted(ALLOWED))
 def test_dependencies_point_one_way(package: str) -> None:
     ours = ("protocol", "edge", "cloud", "training", "benchmarks", "tests")
     used = {name for name in imported_modules(package) if name.split(".")[0] in ours}
-    allowed = ALLOWED[package]
-    bad = {name for name in used if not any(name == a or name.startswith(a + ".") for a in allowed)}
-    assert not bad, f"{package} imports {sorted(bad)}"
+    bad = _outside(used, ALLOWED[package])
+    assert not bad, f"{package} imports {bad}"
+
+
+@pytest.mark.parametrize("part", sorted(EDGE_PARTS))
+def test_edge_parts_import_only_what_they_may(part: str) -> None:
+    used = {name for name in imported_modules(part) if name.split(".")[0] in ("protocol", "edge")}
+    bad = _outside(used, EDGE_PARTS[part])
+    assert not bad, f"{part} imports {bad}"
+
+
+def test_edge_is_its_parts() -> None:
+    """Every module of ``edge`` sits in one of its parts (the package's ``__init__`` aside)."""
+    loose = sorted(p.name for p in (ROOT / "edge").glob("*.py") if p.name != "__init__.py")
+    assert not loose
+    assert {p.name for p in (ROOT / "edge").iterdir() if (p / "__init__.py").exists()} == {
+        part.split("/")[1] for part in EDGE_PARTS
+    }

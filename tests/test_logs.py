@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from edge.cloud_process import free_port
+from edge.app.cloud_process import free_port
 from tests.conftest import BIN
 from tests.keyed import SECRETS, Setup
 

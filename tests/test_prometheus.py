@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edge.cloud_process import free_port, running
+from edge.app.cloud_process import free_port, running
 from tests.cloud.test_metrics import scrape as scrape_cloud
 from tests.edge.test_metrics import scrape as scrape_edge
 from tests.edge.test_metrics import streamed, total

@@ -93,9 +93,9 @@ def test_the_sdks_in_memory_exporter_sees_the_answer_and_its_calls(
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+    from edge.app.runtime import build_relay
+    from edge.app.settings import EdgeSettings
     from edge.llama import LlamaModel
-    from edge.runtime import build_relay
-    from edge.settings import EdgeSettings
     from protocol.events import CallFinished
 
     exporter = InMemorySpanExporter()

@@ -2,7 +2,7 @@
 and the evaluation that measures what each cloud token buys.
 
 Installed with the ``train`` extra (torch, transformers, peft, trl). Rollouts
-run through the edge's own relay loop (:mod:`edge.relay`) on the transformers
+run through the edge's own relay loop (:mod:`edge.core.relay`) on the transformers
 backend (:mod:`training.hf_backend`), so training sees exactly the sequences
 inference produces. Importing this package loads none of the heavy libraries.
 """

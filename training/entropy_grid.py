@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.calibration import entropy_traces, fit_threshold
+from edge.app.calibration import entropy_traces, fit_threshold
+from edge.core.prompt import build_prompt
 from edge.llama import LlamaChat, LlamaModel
-from edge.prompt import build_prompt
 from protocol.sampling import SamplingParams
 from training.problems import generate, messages_for
 

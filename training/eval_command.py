@@ -211,9 +211,9 @@ def _plan(
 ) -> EvalPlan:
     import math_verify  # noqa: F401 - grading needs it: fail early with the install hint
 
+    from edge.app.runtime import build_cloud
+    from edge.app.settings import EdgeSettings
     from edge.llama import resolve_model
-    from edge.runtime import build_cloud
-    from edge.settings import EdgeSettings
     from training.eval_run import SYSTEMS, EvalPlan
     from training.problems import load_problems
 

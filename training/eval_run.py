@@ -25,11 +25,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.clouds.client import CloudClient
 from edge.clouds.fallback import OfflineCloud
-from edge.llama import LlamaModel
-from edge.loop import RelayLoop
-from edge.policies import (
+from edge.core.cloud import CloudClient
+from edge.core.loop import RelayLoop
+from edge.core.policies import (
     CallPolicy,
     CloudOnlyPolicy,
     EntropyPolicy,
@@ -37,7 +36,8 @@ from edge.policies import (
     NeverPolicy,
     RandomRouter,
 )
-from edge.relay import RelayLimits
+from edge.core.relay import RelayLimits
+from edge.llama import LlamaModel
 from protocol.calls import CALL_OPEN
 from protocol.sampling import SamplingParams
 from training.entropy_grid import EntropySetting, entropy_grid, fixed_grid

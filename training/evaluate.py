@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from edge.core.loop import RelayLoop
+from edge.core.prompt import build_prompt
 from edge.llama import LlamaChat
-from edge.loop import RelayLoop
-from edge.prompt import build_prompt
 from protocol.calls import malformed_commands
 from protocol.events import FallbackEvent, RelayEvent, TextEvent
 from training.grading import grade

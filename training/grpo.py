@@ -2,7 +2,7 @@
 
 :class:`RelayRollout` is the trainer's ``rollout_func``. The prompts arrive
 repeated ``group_size`` times; all of them are answered together through the
-edge's own relay loop (:func:`edge.batch.relay_batch`) on the current policy
+edge's own relay loop (:func:`edge.core.batch.relay_batch`) on the current policy
 (:class:`training.hf_backend.HFBatch`), the cloud endpoint answering the calls.
 A completion is the answer's tokens exactly as at inference (the SLM's text,
 its commands, the cloud's tokens) plus the end-of-turn token when the SLM
@@ -23,11 +23,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edge.batch import relay_batch
-from edge.clouds.client import CloudClient
-from edge.policies import CallPolicy, LearnedPolicy
-from edge.prompt import ChatFormat, build_prompt
-from edge.relay import RelayLimits
+from edge.core.batch import relay_batch
+from edge.core.cloud import CloudClient
+from edge.core.policies import CallPolicy, LearnedPolicy
+from edge.core.prompt import ChatFormat, build_prompt
+from edge.core.relay import RelayLimits
 from protocol.calls import CALL_OPEN, parse_calls
 from protocol.sampling import SamplingParams
 from training.config import RunConfig

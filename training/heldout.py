@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edge.clouds.client import CloudClient
 from edge.clouds.fallback import OfflineCloud
+from edge.core.cloud import CloudClient
+from edge.core.loop import RelayLoop
+from edge.core.policies import LearnedPolicy, NeverPolicy
+from edge.core.relay import RelayLimits
 from edge.llama import LlamaModel
-from edge.loop import RelayLoop
-from edge.policies import LearnedPolicy, NeverPolicy
-from edge.relay import RelayLimits
 from protocol.sampling import SamplingParams
 from training.compare import selectivity
 from training.config import RunConfig

@@ -1,12 +1,12 @@
 """The relay loop's transformers backend: rows of one model, a ragged KV cache, torch sampling.
 
-:class:`HFBatch` is an :class:`edge.batch.BatchModel`: each row is one answer's
+:class:`HFBatch` is an :class:`edge.core.batch.BatchModel`: each row is one answer's
 context. Rows grow by different numbers of tokens per step (one sampled token,
 a spliced cloud answer), so every forward pads the new tokens on the right and
 masks the padding; a rewound token is masked, never re-computed. Positions are
 counted per row over real tokens only, so a row's logits are those of its
-sequence alone. :class:`HFModel` is one row as an :class:`edge.local_model.LocalModel`
-(for :class:`edge.loop.RelayLoop`), and :class:`HFChat` renders prompts with the
+sequence alone. :class:`HFModel` is one row as an :class:`edge.core.local_model.LocalModel`
+(for :class:`edge.core.loop.RelayLoop`), and :class:`HFChat` renders prompts with the
 same Jinja template code as the edge.
 
 Sampling follows :mod:`protocol.sampling` in llama.cpp's order: penalties over
@@ -255,7 +255,7 @@ class _RowSampler:
 
 
 class HFChat:
-    """Prompts for a transformers tokenizer (an :class:`edge.prompt.ChatFormat`).
+    """Prompts for a transformers tokenizer (an :class:`edge.core.prompt.ChatFormat`).
 
     ``template`` defaults to the tokenizer's chat template; pass the GGUF's own
     (its ``tokenizer.chat_template`` metadata) to render exactly as the edge does.

@@ -28,9 +28,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from edge.clouds.client import CloudClient
 from edge.clouds.fallback import FallbackCloud
 from edge.clouds.http import HttpCloud
+from edge.core.cloud import CloudClient
 from protocol.model_card import TrainedCard
 from training.config import RunConfig
 from training.metrics import MetricsLog, plot
@@ -114,7 +114,7 @@ def _cloud(run: Run) -> Iterator[CloudClient]:
     if settings.url is not None:
         yield _client(settings.url, settings.key, settings.model, settings.temperature)
         return
-    from edge.cloud_process import free_port, running
+    from edge.app.cloud_process import free_port, running
 
     port = free_port()
     command = [sys.executable, "-m", "cloud", "serve", "--engine", "expert", "--problems",
@@ -168,9 +168,9 @@ def _grpo(run: Run, cloud: CloudClient, start: Path) -> None:
 def _export(run: Run, source: Path) -> None:
     if run.done("export"):
         return
+    from edge.core.prompt import build_prompt
     from edge.llama import LlamaChat, LlamaModel
     from edge.llama.bundled import BUNDLED
-    from edge.prompt import build_prompt
     from training.export import convert, parity, quantize, stamp
     from training.models import load_slm
     from training.problems import messages_for

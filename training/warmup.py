@@ -22,14 +22,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from edge.batch import BatchModel, relay_batch
-from edge.clouds.client import CloudClient
 from edge.clouds.fallback import OfflineCloud
-from edge.local_model import TextCodec
-from edge.policies import LearnedPolicy, NeverPolicy
-from edge.prompt import ChatFormat, build_prompt
-from edge.record import AnswerRecord
-from edge.relay import ENTROPY, SAMPLE, CallCloud, RelayAnswer, RelayLimits
+from edge.core.batch import BatchModel, relay_batch
+from edge.core.cloud import CloudClient
+from edge.core.local_model import TextCodec
+from edge.core.policies import LearnedPolicy, NeverPolicy
+from edge.core.prompt import ChatFormat, build_prompt
+from edge.core.record import AnswerRecord
+from edge.core.relay import ENTROPY, SAMPLE, CallCloud, RelayAnswer, RelayLimits
 from protocol.calls import format_call, strip_calls
 from protocol.sampling import SamplingParams
 from training.problems import Problem, messages_for

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from edge.prompt import ChatFormat, build_prompt
+from edge.core.prompt import ChatFormat, build_prompt
 from protocol.calls import format_call
 from training.problems import Problem, messages_for
 

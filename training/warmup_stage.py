@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from edge.clouds.client import CloudClient
-from edge.prompt import ChatFormat
+from edge.core.cloud import CloudClient
+from edge.core.prompt import ChatFormat
 from protocol.calls import CALL_OPEN
 from training.warmup import WarmupExample
 

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from edge.clouds.client import CloudClient, CloudEnd, CloudItem, CloudRequest
+from edge.core.cloud import CloudClient, CloudEnd, CloudItem, CloudRequest
 from protocol.errors import CloudError, CloudUnavailable
 
 __all__ = ["CircuitBreaker"]

@@ -18,7 +18,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
-from edge.clouds.client import (
+from edge.app.ledger import Ledger, Spending
+from edge.clouds.settings import CapSettings, Price
+from edge.core.cloud import (
     CloudBudget,
     CloudClient,
     CloudEnd,
@@ -26,8 +28,6 @@ from edge.clouds.client import (
     CloudRequest,
     CloudText,
 )
-from edge.ledger import Ledger, Spending
-from edge.settings import CapSettings, Price
 
 __all__ = ["AnswerTally", "BudgetedCloud"]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import replace
 
-from edge.clouds.client import (
+from edge.core.cloud import (
     CloudBudget,
     CloudClient,
     CloudEnd,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-from edge.clouds.client import CloudClient, CloudEnd, CloudItem, CloudRequest, CloudText
+from edge.core.cloud import CloudClient, CloudEnd, CloudItem, CloudRequest, CloudText
 from protocol.errors import CloudError
 
 __all__ = ["FallbackCloud", "OfflineCloud"]

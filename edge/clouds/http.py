@@ -25,12 +25,12 @@ import httpx
 
 from edge.clouds.apis import ApiCall, ApiFamily, CloudApi, Quirks, Target, family
 from edge.clouds.audit import AuditLog
-from edge.clouds.client import CloudEnd, CloudItem, CloudRequest, CloudText
 from edge.clouds.memory import ApiMemory, Learned
 from edge.clouds.probe import PROBE_THINKING_TOKENS, ProbeResult, find_api, probe_request
 from edge.clouds.providers import provider_for
 from edge.clouds.seam import ReplyText, Seam
 from edge.clouds.transport import Tally, stream_reply
+from edge.core.cloud import CloudEnd, CloudItem, CloudRequest, CloudText
 from edge.openai_compat import error_for_response, tracing, transport_errors
 from protocol.errors import CloudError, CloudUnavailable, UpstreamError
 

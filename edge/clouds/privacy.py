@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from edge.clouds.client import CloudClient, CloudEnd, CloudItem, CloudRequest
+from edge.core.cloud import CloudClient, CloudEnd, CloudItem, CloudRequest
 
 __all__ = ["PrivacyCap"]
 

@@ -18,7 +18,7 @@ from typing import Literal
 
 from edge.clouds.apis import API_ORDER, CloudApi, Quirks
 from edge.clouds.apis.base import PROBE_ANSWER, PROBE_QUESTION
-from edge.clouds.client import CloudRequest
+from edge.core.cloud import CloudRequest
 from protocol.errors import CloudError, CloudUnavailable, UpstreamError
 from protocol.wire import ChatMessage
 

@@ -10,7 +10,7 @@ model continues it instead of starting a new turn: the template is rendered
 with a marker in place of that message, cut at the marker, and the real text
 appended unchanged (trailing spaces included, which matters mid-answer).
 
-:class:`LlamaChat` is the :class:`edge.prompt.ChatFormat` of a GGUF model: its
+:class:`LlamaChat` is the :class:`edge.core.prompt.ChatFormat` of a GGUF model: its
 template from the GGUF metadata (ChatML when there is none), its tokenizer,
 and the turn markers a cloud continuation must stop at.
 """
@@ -100,7 +100,7 @@ def _compile(template: str) -> Template:
 
 
 class LlamaChat:
-    """Renders and tokenizes prompts for a GGUF model (a :class:`edge.prompt.ChatFormat`)."""
+    """Renders and tokenizes prompts for a GGUF model (a :class:`edge.core.prompt.ChatFormat`)."""
 
     def __init__(self, model: LlamaModel, *, enable_thinking: bool = False) -> None:
         self.model = model

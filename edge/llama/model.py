@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edge.core.local_model import common_prefix
 from edge.llama.gpu import GpuLayers, plan_gpu_layers
 from edge.llama.threads import ThreadShare, machine_load, performance_cores, usable_cpus
 from protocol.errors import ContextOverflow, ModelUnavailable
@@ -34,7 +35,7 @@ from protocol.sampling import SamplingParams
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
-__all__ = ["EXACT_BLOCK", "KV_CACHE_TYPES", "LlamaModel", "Sampler", "Snapshot", "common_prefix"]
+__all__ = ["EXACT_BLOCK", "KV_CACHE_TYPES", "LlamaModel", "Sampler", "Snapshot"]
 
 _CONTROL = 1 << 3  # LLAMA_TOKEN_ATTR_CONTROL
 KV_CACHE_TYPES = {"q8_0": ("Q8_0", "Q8_0"), "q8_0/q4_0": ("Q8_0", "Q4_0"), "f16": ("F16", "F16")}
@@ -42,14 +43,6 @@ KV_CACHE_TYPES = {"q8_0": ("Q8_0", "Q8_0"), "q8_0/q4_0": ("Q8_0", "Q4_0"), "f16"
 _BYTES_PER_VALUE = {"F16": 2.0, "Q8_0": 34 / 32, "Q4_0": 18 / 32}  # blocks of 32 values
 EXACT_BLOCK = 64
 """Tokens per batch when a sync must be reproducible (divides llama.cpp's n_batch)."""
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """How many leading tokens ``a`` and ``b`` share."""
-    same = 0
-    while same < min(len(a), len(b)) and a[same] == b[same]:
-        same += 1
-    return same
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.cloud_process import free_port
+from edge.app.cloud_process import free_port
 
 
 def postgres_bin() -> Path | None:

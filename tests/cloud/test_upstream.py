@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from edge.cloud_process import running
+from edge.app.cloud_process import running
 from tests.conftest import free_port, relay_cloud
 from tests.faultproxy import Fault, FaultProxy
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from edge.core.prompt import RelayPrompt, build_prompt
+from edge.core.record import AnswerRecord
 from edge.llama import LlamaChat, LlamaModel
-from edge.prompt import RelayPrompt, build_prompt
-from edge.record import AnswerRecord
 from protocol.calls import strip_calls
 from protocol.events import RelayEvent, TextEvent
 from protocol.sampling import SamplingParams

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.ledger import Ledger
+from edge.app.ledger import Ledger
 from protocol.errors import SetupError
 from tests.conftest import BIN
 

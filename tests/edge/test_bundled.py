@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from edge.cli import app
+from edge.app.cli import app
 from edge.llama.bundled import BUNDLED, is_present, model_path, pull, resolve_model
 from protocol.errors import ModelUnavailable
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from edge.cli import app
-from edge.cloud_process import free_port
+from edge.app.cli import app
+from edge.app.cloud_process import free_port
 from tests.conftest import BIN
 
 
@@ -203,7 +203,7 @@ def test_help_names_the_defaults_and_loads_nothing_heavy() -> None:
     done = subprocess.run([str(BIN / "relay"), "run", "--help"], capture_output=True, text=True)
     assert "http://127.0.0.1:8300/v1" in done.stdout
     heavy = "{'llama_cpp', 'httpx', 'fastapi'}"
-    code = f"import sys, edge.cli; print(sorted({heavy} & set(sys.modules)))"
+    code = f"import sys, edge.app.cli; print(sorted({heavy} & set(sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert loaded.stdout.strip() == "[]"
 
@@ -238,7 +238,7 @@ def test_version_is_the_installed_one() -> None:
 
 
 def test_cloud_flags_go_with_their_own_url(data_dir: Path) -> None:
-    from edge.cli import settings_from
+    from edge.app.cli import settings_from
 
     one = settings_from(cloud_url=["http://a/v1"], cloud_key=["ka"], cloud_api=["chat"])
     assert (one.cloud_url, one.cloud_api, one.clouds) == ("http://a/v1", "chat", [])

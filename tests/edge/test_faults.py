@@ -1,6 +1,6 @@
 """Faults between edge and cloud, through a fault-injecting proxy in front of a real relay-cloud.
 
-The real SLM answers through the assembled :class:`edge.runtime.Relay` (fallback,
+The real SLM answers through the assembled :class:`edge.app.runtime.Relay` (fallback,
 budget + ledger, breaker, audit, HTTP), forced to call by its prefix; the proxy
 (:mod:`tests.faultproxy`) breaks the call in one way per case. Each case
 checks that the answer completes, the events name the fault, the call ends
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from edge.app.runtime import Relay, build_relay
+from edge.app.settings import EdgeSettings
 from edge.clouds.breaker import CircuitBreaker
 from edge.llama import LlamaModel
-from edge.runtime import Relay, build_relay
-from edge.settings import EdgeSettings
 from protocol.events import (
     CallFinished,
     CallSkipped,

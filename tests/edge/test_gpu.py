@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from edge.cli import app
+from edge.app.cli import app
 from edge.llama import LlamaModel
 from edge.llama.gpu import plan_gpu_layers
 

@@ -10,15 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from edge.app.ledger import Ledger
+from edge.app.runtime import build_relay
+from edge.app.settings import EdgeSettings
 from edge.clouds.breaker import CircuitBreaker
 from edge.clouds.budget import BudgetedCloud
-from edge.clouds.client import CloudBudget, CloudEnd, CloudItem, CloudRequest, CloudText
 from edge.clouds.fallback import FallbackCloud
 from edge.clouds.http import HttpCloud
 from edge.clouds.privacy import PrivacyCap
-from edge.ledger import Ledger
-from edge.runtime import build_relay
-from edge.settings import CapSettings, EdgeSettings, Price
+from edge.clouds.settings import CapSettings, Price
+from edge.core.cloud import CloudBudget, CloudEnd, CloudItem, CloudRequest, CloudText
 from protocol.errors import CloudUnavailable
 from tests.conftest import free_port
 
@@ -185,9 +186,9 @@ RESERVE_IN_A_PROCESS = """
 import sys
 from pathlib import Path
 from edge.clouds.budget import BudgetedCloud
-from edge.clouds.client import CloudEnd, CloudRequest, CloudText
-from edge.ledger import Ledger
-from edge.settings import CapSettings, Price
+from edge.core.cloud import CloudEnd, CloudRequest, CloudText
+from edge.app.ledger import Ledger
+from edge.clouds.settings import CapSettings, Price
 
 class Instant:
     def stream(self, request):

@@ -13,9 +13,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from benchmarks.servers import serve_in_thread
 from edge.clouds.breaker import CircuitBreaker
-from edge.clouds.client import CloudEnd, CloudRequest, CloudText
 from edge.clouds.fallback import FallbackCloud
 from edge.clouds.http import HttpCloud
+from edge.core.cloud import CloudEnd, CloudRequest, CloudText
 from protocol.errors import CloudUnavailable, UpstreamError
 from protocol.wire import SSE_DONE, CompletionChoice, CompletionChunk, encode_sse
 

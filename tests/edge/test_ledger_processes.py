@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edge.ledger import Ledger
+from edge.app.ledger import Ledger
 
 CAP, PER_CALL = 120, 8
 
@@ -17,10 +17,10 @@ ANSWERS_IN_A_PROCESS = """
 import json, sys, threading
 from pathlib import Path
 from edge.clouds.budget import BudgetedCloud
-from edge.clouds.client import CloudBudget, CloudEnd, CloudRequest, CloudText
+from edge.core.cloud import CloudBudget, CloudEnd, CloudRequest, CloudText
 from edge.clouds.http import HttpCloud
-from edge.ledger import Ledger
-from edge.settings import CapSettings, Price
+from edge.app.ledger import Ledger
+from edge.clouds.settings import CapSettings, Price
 
 path, url, cap, per_call, threads, name = sys.argv[1:7]
 ledger = Ledger(Path(path))
@@ -80,10 +80,10 @@ KILLED_MID_CALL = """
 import sys
 from pathlib import Path
 from edge.clouds.budget import BudgetedCloud
-from edge.clouds.client import CloudRequest, CloudText
+from edge.core.cloud import CloudRequest, CloudText
 from edge.clouds.http import HttpCloud
-from edge.ledger import Ledger
-from edge.settings import CapSettings, Price
+from edge.app.ledger import Ledger
+from edge.clouds.settings import CapSettings, Price
 
 cloud = BudgetedCloud(HttpCloud(sys.argv[2], api_key="key-a", temperature=0.0, retries=0),
                       Ledger(Path(sys.argv[1])), caps=CapSettings(tokens_per_day=1000),

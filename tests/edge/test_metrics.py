@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from edge.cloud_process import free_port
-from edge.ledger import Ledger
+from edge.app.cloud_process import free_port
+from edge.app.ledger import Ledger
 from tests.edge.test_serve import serve
 
 QUESTION = "Explain why the sea is salty."

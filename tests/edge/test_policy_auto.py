@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import edge.calibration as calibration
-from edge.calibration import (
+import edge.app.calibration as calibration
+from edge.app.calibration import (
     BUNDLED_CALIBRATIONS,
     Calibration,
     CalibrationStore,
@@ -18,14 +18,14 @@ from edge.calibration import (
     fit_threshold,
     replayed_call_ratio,
 )
-from edge.cli import app
-from edge.cloud_process import free_port
+from edge.app.cli import app
+from edge.app.cloud_process import free_port
+from edge.app.runtime import build_relay
+from edge.app.settings import EdgeSettings
+from edge.core.policies import DEFAULT_THRESHOLD, choose_policy
+from edge.core.prompt import build_prompt
 from edge.llama import LlamaChat, LlamaModel
 from edge.llama.bundled import BUNDLED
-from edge.policies import DEFAULT_THRESHOLD, choose_policy
-from edge.prompt import build_prompt
-from edge.runtime import build_relay
-from edge.settings import EdgeSettings
 from protocol.events import DoneEvent
 from protocol.model_card import CALL_GRAMMAR, PREFIX, TrainedCard, trained_card
 

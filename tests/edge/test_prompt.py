@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from edge.core.prompt import build_prompt
 from edge.llama import LlamaChat, LlamaModel, render_chat
-from edge.prompt import build_prompt
 from protocol.errors import ContextOverflow
 
 LONG = "Tell me about rivers, lakes, seas and the weather that moves between them. " * 6

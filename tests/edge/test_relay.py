@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from edge.clouds.client import CloudEnd, CloudItem, CloudRequest, CloudText
 from edge.clouds.fallback import FallbackCloud
 from edge.clouds.http import HttpCloud
-from edge.loop import RelayLoop
-from edge.policies import (
+from edge.core.cloud import CloudEnd, CloudItem, CloudRequest, CloudText
+from edge.core.loop import RelayLoop
+from edge.core.policies import (
     CloudOnlyPolicy,
     EntropyPolicy,
     LearnedPolicy,
@@ -19,7 +19,7 @@ from edge.policies import (
     PolicyState,
     RandomRouter,
 )
-from edge.relay import RelayLimits
+from edge.core.relay import RelayLimits
 from protocol.events import (
     CallFinished,
     CallSkipped,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge.repetition import SPAN, repeating
+from edge.core.repetition import SPAN, repeating
 
 
 def test_a_loop_is_found_once_it_repeated_enough() -> None:

@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from edge.cloud_process import free_port, running
+from edge.app.cloud_process import free_port, running
 from tests.conftest import BIN
 
 HANG_S = 600

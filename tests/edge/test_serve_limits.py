@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edge.cloud_process import free_port, running
+from edge.app.cloud_process import free_port, running
 from tests.conftest import BIN
 from tests.stopping import assert_sigterm_stops_mid_answer
 

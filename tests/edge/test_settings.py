@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from edge.settings import EdgeSettings
+from edge.app.settings import EdgeSettings
 
 
 def test_toml_then_environment_then_arguments(
@@ -58,7 +58,7 @@ def test_clouds_in_order_from_the_config_file(
         "https://api.openai.com/v1", "auto", "anthropic")  # fmt: skip
     assert settings.price_of(first).cached_prompt == 0.075
     assert first.caps.usd_per_day == 1.0
-    from edge.clouds.build import http_clouds
+    from edge.app.cloud_stack import http_clouds
 
     monkeypatch.setenv("RELAYLLM_DATA_DIR", str(tmp_path))
     openai, claude = http_clouds(settings)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge.core.splice import Splice
 from edge.llama import LlamaModel
-from edge.splice import Splice
 
 TEXT = " The answer: 12 + 30 = 42 🙂, naïve café 日本語 — done.\n\tNext line <|im_end|> x"
 

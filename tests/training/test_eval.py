@@ -16,14 +16,14 @@ from typer.testing import CliRunner
 
 import training.eval_command
 import training.eval_run
-from edge.cli import app as relay
+from edge.app.cli import app as relay
+from edge.app.ledger import Ledger
 from edge.clouds.fallback import FallbackCloud
 from edge.clouds.http import HttpCloud
-from edge.ledger import Ledger
+from edge.core.loop import RelayLoop
+from edge.core.policies import RandomRouter
+from edge.core.relay import RelayLimits
 from edge.llama import LlamaModel
-from edge.loop import RelayLoop
-from edge.policies import RandomRouter
-from edge.relay import RelayLimits
 from protocol.events import TextEvent
 from protocol.sampling import SamplingParams
 from training.entropy_grid import entropy_grid

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from edge.cli import app as relay
+from edge.app.cli import app as relay
+from edge.app.runtime import build_relay
+from edge.app.settings import EdgeSettings
 from edge.llama import LlamaModel
-from edge.runtime import build_relay
-from edge.settings import EdgeSettings
 from protocol.errors import ModelUnavailable
 from protocol.model_card import TrainedCard, trained_card
 from training.export import convert, parity, quantize, stamp

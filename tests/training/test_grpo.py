@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from edge.clouds.fallback import FallbackCloud
-from edge.loop import RelayLoop
-from edge.policies import EntropyPolicy, NeverPolicy
-from edge.prompt import build_prompt
-from edge.relay import RelayLimits
+from edge.core.loop import RelayLoop
+from edge.core.policies import EntropyPolicy, NeverPolicy
+from edge.core.prompt import build_prompt
+from edge.core.relay import RelayLimits
 from protocol.sampling import SamplingParams
 from training.config import load_config
 from training.grpo import RelayRollout, train_grpo

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 import torch
 
-from edge.batch import relay_batch
-from edge.clouds.client import CloudEnd, CloudItem, CloudRequest, CloudText
+from edge.core.batch import relay_batch
+from edge.core.cloud import CloudEnd, CloudItem, CloudRequest, CloudText
+from edge.core.loop import RelayLoop
+from edge.core.policies import LearnedPolicy
+from edge.core.prompt import build_prompt
+from edge.core.relay import RelayLimits
 from edge.llama import LlamaChat, LlamaModel
-from edge.loop import RelayLoop
-from edge.policies import LearnedPolicy
-from edge.prompt import build_prompt
-from edge.relay import RelayLimits
 from protocol.sampling import SamplingParams
 from training.export import parity
 from training.hf_backend import HFBatch, HFChat, HFModel, sample_token

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge.prompt import build_prompt
+from edge.core.prompt import build_prompt
 from training.hf_backend import HFChat
 from training.models import LoadedSLM
 from training.problems import Problem, messages_for

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from edge.clouds.fallback import FallbackCloud
+from edge.core.loop import RelayLoop
+from edge.core.policies import LearnedPolicy
+from edge.core.prompt import build_prompt
+from edge.core.relay import RelayLimits
 from edge.llama import LlamaChat, LlamaModel
-from edge.loop import RelayLoop
-from edge.policies import LearnedPolicy
-from edge.prompt import build_prompt
-from edge.relay import RelayLimits
 from protocol.calls import strip_calls
 from protocol.sampling import SamplingParams
 from training.config import load_config

@@ -32,8 +32,8 @@ from typing import Any
 
 from edge.clouds.apis.base import CONTINUE_INSTRUCTION, ApiCall, CloudApi, Conversation, Target
 from edge.clouds.apis.quirks import Quirks
-from edge.clouds.client import CloudRequest
 from edge.clouds.seam import Seam
+from edge.core.cloud import CloudRequest
 from protocol.errors import CloudUnavailable, UpstreamError
 from protocol.sse import SSEDecoder
 from protocol.wire import FinishReason

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, get_args
 
 from edge.clouds.apis.quirks import Quirks
-from edge.clouds.client import CloudRequest
 from edge.clouds.seam import Seam
 from edge.clouds.transport import Tally
+from edge.core.cloud import CloudRequest
 from protocol.errors import UpstreamError
 from protocol.wire import ChatMessage
 

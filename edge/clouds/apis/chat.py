@@ -27,8 +27,8 @@ from edge.clouds.apis.base import (
     Target,
     chat_body,
 )
-from edge.clouds.client import CloudRequest
 from edge.clouds.seam import Seam
+from edge.core.cloud import CloudRequest
 from edge.openai_compat import endpoint
 from protocol.sse import CompletionStream
 

@@ -21,8 +21,8 @@ from edge.clouds.apis.base import (
     chat_body,
 )
 from edge.clouds.apis.quirks import Quirks
-from edge.clouds.client import CloudRequest
 from edge.clouds.seam import Seam
+from edge.core.cloud import CloudRequest
 from edge.openai_compat import endpoint
 from protocol.sse import CompletionStream
 from protocol.wire import MAX_STOP_SEQUENCES

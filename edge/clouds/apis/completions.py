@@ -8,7 +8,7 @@ SLM reads (its chat template included) and writes on from the last character.
 from __future__ import annotations
 
 from edge.clouds.apis.base import ApiCall, CloudApi, OpenAIStyle, Target
-from edge.clouds.client import CloudRequest
+from edge.core.cloud import CloudRequest
 from edge.openai_compat import endpoint, request_body
 from protocol.sse import CompletionStream
 from protocol.wire import MAX_STOP_SEQUENCES

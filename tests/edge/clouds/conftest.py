@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from benchmarks.servers import serve_in_thread
-from edge.clouds.client import CloudEnd, CloudItem, CloudRequest, CloudText
 from edge.clouds.http import HttpCloud
+from edge.core.cloud import CloudEnd, CloudItem, CloudRequest, CloudText
 from protocol.wire import ChatMessage
 from tests.emulators.anthropic import AnthropicEmulator
 from tests.emulators.deepseek import DeepSeekEmulator

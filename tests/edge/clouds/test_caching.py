@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from edge.cli import app
+from edge.app.cli import app
+from edge.app.runtime import build_relay
+from edge.app.settings import EdgeSettings
+from edge.clouds.settings import Price
 from edge.llama import LlamaModel
-from edge.runtime import build_relay
-from edge.settings import EdgeSettings, Price
 from protocol.events import CallFinished
 from tests.edge.clouds.conftest import Served
 

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from benchmarks.servers import serve_in_thread
+from edge.app.runtime import Relay, build_relay
+from edge.app.settings import EdgeSettings
+from edge.app.show import summary_line
 from edge.llama import LlamaModel
-from edge.runtime import Relay, build_relay
-from edge.settings import EdgeSettings
-from edge.show import summary_line
 from protocol.events import CallFinished, CloudSkipped, DoneEvent, RelayEvent
 from tests.conftest import free_port
 from tests.edge.clouds.conftest import Served

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from edge.cli import app
+from edge.app.cli import app
 from tests.conftest import free_port
 from tests.edge.clouds.conftest import Served
 

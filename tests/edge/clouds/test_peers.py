@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from edge.cli import app
-from edge.cloud_process import running
+from edge.app.cli import app
+from edge.app.cloud_process import running
+from edge.app.runtime import build_relay
+from edge.app.settings import EdgeSettings
 from edge.llama import LlamaModel
-from edge.runtime import build_relay
-from edge.settings import EdgeSettings
 from protocol.events import CallFinished, CloudSkipped
 from tests.conftest import free_port
 from tests.edge.conftest import ModelSpy, assert_consistent

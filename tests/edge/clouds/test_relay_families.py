@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from edge.app.runtime import build_relay
+from edge.app.settings import EdgeSettings
 from edge.llama import LlamaModel
-from edge.runtime import build_relay
-from edge.settings import EdgeSettings
 from protocol.events import CallFinished, RelayEvent, TextEvent
 from tests.edge.clouds.conftest import Served
 from tests.edge.conftest import ModelSpy, assert_consistent

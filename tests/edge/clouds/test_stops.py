@@ -7,10 +7,10 @@ import pytest
 
 from benchmarks.servers import serve_in_thread
 from edge.clouds.http import HttpCloud
+from edge.core.loop import RelayLoop
+from edge.core.policies import LearnedPolicy
+from edge.core.relay import RelayLimits
 from edge.llama import LlamaModel
-from edge.loop import RelayLoop
-from edge.policies import LearnedPolicy
-from edge.relay import RelayLimits
 from protocol.events import CallFinished, TextEvent
 from protocol.sampling import SamplingParams
 from tests.edge.clouds.conftest import call, streamed

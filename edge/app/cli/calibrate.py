@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from edge.cli.common import SlmOpt, app, err, fail, out, settings_from
+from edge.app.cli.common import SlmOpt, app, err, fail, out, settings_from
 from protocol.errors import RelayError
 
 
@@ -39,11 +39,11 @@ def calibrate(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from edge.calibration import PROMPTS, CalibrationStore, calibrate
+    from edge.app.calibration import PROMPTS, CalibrationStore, calibrate
+    from edge.app.runtime import load_slm
+    from edge.app.settings import data_dir
+    from edge.core.prompt import build_prompt
     from edge.llama import LlamaChat
-    from edge.prompt import build_prompt
-    from edge.runtime import load_slm
-    from edge.settings import data_dir
     from protocol.sampling import SamplingParams
 
     settings = settings_from(slm=slm)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from edge.cli.common import ApiOpt, KeyOpt, ModelOpt, UrlOpt, app, fail, out, settings_from
+from edge.app.cli.common import ApiOpt, KeyOpt, ModelOpt, UrlOpt, app, fail, out, settings_from
 from protocol.errors import RelayError
 
 cloud_app = typer.Typer(help="The clouds the relay calls.", no_args_is_help=True)
@@ -18,7 +18,7 @@ def stats() -> None:
     """Cloud spend from the ledger: today, this month, and this month by cloud and by model."""
     from rich.table import Table
 
-    from edge.ledger import Ledger
+    from edge.app.ledger import Ledger
 
     settings = settings_from()
     try:
@@ -50,7 +50,7 @@ def cloud_check(
     whether it works as a relay cloud. Exit code 0 when the first cloud works, else 1."""
     import json
 
-    from edge.clouds.check import check_clouds
+    from edge.app.cloud_check import check_clouds
 
     settings = settings_from(cloud_url=cloud_url, cloud_key=cloud_key, cloud_model=cloud_model,
                              cloud_api=cloud_api)  # fmt: skip

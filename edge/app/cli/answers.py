@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from edge.cli.common import (
+from edge.app.cli.common import (
     ApiOpt,
     CallsOpt,
     GpuOpt,
@@ -67,8 +67,8 @@ def run(
         policy=policy, offline=offline, max_calls=max_calls, max_tokens=max_tokens, seed=seed,
         temperature=temperature,
     )  # fmt: skip
-    from edge.runtime import build_relay
-    from edge.show import AnswerPrinter
+    from edge.app.runtime import build_relay
+    from edge.app.show import AnswerPrinter
 
     printer = AnswerPrinter(out, notes=err, as_json=as_json)
     cloud_down = watch_cloud(settings)
@@ -117,7 +117,7 @@ def chat(
         policy=policy, offline=offline, max_calls=max_calls, max_tokens=max_tokens, seed=seed,
         temperature=temperature,
     )  # fmt: skip
-    from edge.runtime import build_relay
+    from edge.app.runtime import build_relay
 
     cloud_down = watch_cloud(settings)
     try:
@@ -132,7 +132,7 @@ def chat(
 
 
 def _converse(relay: Any, system_prompt: str | None) -> None:
-    from edge.show import AnswerPrinter
+    from edge.app.show import AnswerPrinter
 
     messages: list[dict[str, str]] = []
     if system_prompt:
@@ -181,10 +181,10 @@ def demo(
     seed: SeedOpt = 7,
 ) -> None:
     """No setup needed: bundled models, a local cloud endpoint, one relayed answer."""
-    from edge.cloud_process import local_cloud
+    from edge.app.cloud_process import local_cloud
+    from edge.app.runtime import build_relay
+    from edge.app.show import CLOUD_STYLE, AnswerPrinter
     from edge.llama import bundled
-    from edge.runtime import build_relay
-    from edge.show import CLOUD_STYLE, AnswerPrinter
 
     try:
         slm_path, cloud_path = bundled.pull("slm"), bundled.pull("cloud")

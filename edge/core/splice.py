@@ -21,8 +21,7 @@ SLM resumes about one token's time after the cloud's last byte.
 
 from __future__ import annotations
 
-from edge.llama.model import common_prefix
-from edge.local_model import TextCodec
+from edge.core.local_model import TextCodec, common_prefix
 
 __all__ = ["Splice"]
 

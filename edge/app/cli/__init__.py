@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from edge.cli import answers, calibrate, clouds, models, serve  # noqa: F401  (they add commands)
-from edge.cli.common import app, settings_from
+from edge.app.cli import answers, calibrate, clouds, models, serve  # noqa: F401  (they add commands)
+from edge.app.cli.common import app, settings_from
 
 __all__ = ["app", "settings_from"]
 

@@ -1,6 +1,6 @@
 """Assembles the relay from settings: the SLM, its chat format, the policy and the guarded cloud.
 
-The cloud stack is :func:`edge.clouds.build.build_cloud`'s: a privacy cap, then
+The cloud stack is :func:`edge.app.cloud_stack.build_cloud`'s: a privacy cap, then
 the clouds in order, each behind its own fallback, budget and breaker.
 """
 
@@ -9,15 +9,17 @@ from __future__ import annotations
 import importlib
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from functools import partial
 
-from edge.clouds.client import CloudClient
+from edge.app.settings import EdgeSettings
+from edge.core.cloud import CloudClient
+from edge.core.loop import RelayLoop
+from edge.core.policies import PolicyChoice, choose_policy, make_policy
+from edge.core.prompt import RelayPrompt, build_prompt
+from edge.core.record import AnswerRecord
+from edge.core.relay import RelayLimits
 from edge.llama import LlamaChat, LlamaModel
-from edge.loop import RelayLoop
-from edge.policies import PolicyChoice, choose_policy, make_policy
-from edge.prompt import RelayPrompt, build_prompt
-from edge.record import AnswerRecord
-from edge.relay import RelayLimits
-from edge.settings import EdgeSettings
+from edge.openai_compat import tracing
 from protocol.events import RelayEvent
 from protocol.sampling import SamplingParams
 
@@ -25,13 +27,13 @@ __all__ = ["Relay", "build_cloud", "build_relay", "load_slm", "policy_for"]
 
 
 def build_cloud(settings: EdgeSettings) -> CloudClient:
-    """The guarded cloud client for ``settings`` (:func:`edge.clouds.build.build_cloud`);
+    """The guarded cloud client for ``settings`` (:func:`edge.app.cloud_stack.build_cloud`);
     offline, no HTTP stack is even imported."""
     if settings.offline:
         from edge.clouds.fallback import OfflineCloud
 
         return OfflineCloud()
-    from edge.clouds.build import build_cloud as build
+    from edge.app.cloud_stack import build_cloud as build
 
     return build(settings)
 
@@ -58,9 +60,9 @@ def policy_for(settings: EdgeSettings, model: LlamaModel) -> PolicyChoice:
     )
     calibrated = None
     if needs_threshold:
-        from edge.calibration import CalibrationStore
+        from edge.app.calibration import CalibrationStore
+        from edge.app.settings import data_dir
         from edge.llama import bundled
-        from edge.settings import data_dir
 
         shipped = bundled.BUNDLED["slm"]
         known = shipped.sha256 if model.path == bundled.model_path("slm") else None
@@ -153,15 +155,15 @@ def build_relay(
     )
     if cloud is None and not settings.offline:  # the HTTP stack imports while the model loads
         threading.Thread(
-            target=importlib.import_module, args=("edge.clouds.build",), daemon=True
+            target=importlib.import_module, args=("edge.app.cloud_stack",), daemon=True
         ).start()
     model = model or load_slm(settings)
     choice = policy_for(settings, model)
     policy = make_policy(
         choice.name, threshold=choice.threshold, p=settings.random_p, n=settings.policy_call_tokens
     )
-    loop = RelayLoop(
-        model, cloud or build_cloud(settings), policy, limits=limits, sampling=sampling
-    )
+    tracer = partial(tracing.started, "relayllm-edge")
+    loop = RelayLoop(model, cloud or build_cloud(settings), policy, limits=limits,
+                     sampling=sampling, tracer=tracer)  # fmt: skip
     chat = LlamaChat(model, enable_thinking=settings.enable_thinking)
     return Relay(loop, chat, settings, choice)

@@ -1,7 +1,7 @@
 """The relay loop on one local model: :class:`RelayLoop` drives one answer at a time.
 
 It owns the model and the cloud client and answers the steps of
-:class:`edge.relay.RelayAnswer`: context edits go to the model, samples and
+:class:`edge.core.relay.RelayAnswer`: context edits go to the model, samples and
 entropies come from it, calls go to the cloud, and events go to the caller.
 """
 
@@ -10,18 +10,17 @@ from __future__ import annotations
 import contextvars
 import queue
 import threading
-from collections.abc import Iterator
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-from edge.clouds.client import CloudClient
-from edge.local_model import LocalModel
-from edge.openai_compat import tracing
-from edge.policies import CallPolicy
-from edge.prompt import RelayPrompt
-from edge.record import AnswerRecord
-from edge.relay import ENTROPY, SAMPLE, CallCloud, Extend, RelayAnswer, RelayLimits, Rewind
+from edge.core.cloud import CloudClient
+from edge.core.local_model import LocalModel
+from edge.core.policies import CallPolicy
+from edge.core.prompt import RelayPrompt
+from edge.core.record import AnswerRecord
+from edge.core.relay import ENTROPY, SAMPLE, CallCloud, Extend, RelayAnswer, RelayLimits, Rewind
 from protocol.events import RelayEvent
 from protocol.sampling import SamplingParams
 
@@ -32,13 +31,26 @@ READY_WAIT_S = 0.002
 """How long the relay waits for a next piece before evaluating what it has: long enough
 to catch the end of a stream that follows its last text at once."""
 
-__all__ = ["Prefetched", "RelayLoop"]
+__all__ = ["AnswerSpan", "Prefetched", "RelayLoop"]
+
+
+class AnswerSpan(Protocol):
+    """A trace span around one answer, current while the cloud is called (see tracing)."""
+
+    def current(self) -> AbstractContextManager[None]: ...
+
+    def end(self, attributes: Mapping[str, Any]) -> None: ...
+
+
+AnswerTracer = Callable[..., "AnswerSpan | None"]
+"""``tracer(name, attributes=...)``: a started span, or ``None`` when traces are off."""
 
 
 class RelayLoop:
     """Answers prompts with one :class:`LocalModel`, calling ``cloud`` as ``policy`` decides.
 
-    ``record`` is the latest answer's :class:`AnswerRecord`.
+    ``record`` is the latest answer's :class:`AnswerRecord`; ``tracer`` (the device
+    app's OpenTelemetry spans) wraps each answer when given.
     """
 
     def __init__(
@@ -49,8 +61,9 @@ class RelayLoop:
         *,
         limits: RelayLimits = RelayLimits(),
         sampling: SamplingParams = SamplingParams(temperature=0.7),
+        tracer: AnswerTracer | None = None,
     ) -> None:
-        self.model, self.cloud, self.policy = model, cloud, policy
+        self.model, self.cloud, self.policy, self.tracer = model, cloud, policy, tracer
         self.limits, self.sampling = limits, sampling
         self.record: AnswerRecord | None = None
         path = getattr(model, "path", None)
@@ -78,7 +91,7 @@ class RelayLoop:
         self.model.sync(prompt.tokens, exact=seed is not None)
         sampler = self.model.sampler(replace(sampling, seed=seed))
         steps = answer.steps()
-        traced = tracing.started("relayllm-edge", "relay answer", attributes={
+        traced = self.tracer and self.tracer("relay answer", attributes={
             "gen_ai.operation.name": "chat", "gen_ai.request.model": self.model_name,
             "relayllm.policy": self.policy.name})  # fmt: skip
         try:

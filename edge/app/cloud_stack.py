@@ -20,18 +20,19 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from edge.app.ledger import Ledger
+from edge.app.settings import EdgeSettings, data_dir
 from edge.clouds.audit import AuditLog
 from edge.clouds.breaker import CircuitBreaker
 from edge.clouds.budget import AnswerTally, BudgetedCloud
 from edge.clouds.chain import CloudChain
-from edge.clouds.client import CloudClient, CloudItem, CloudRequest
 from edge.clouds.fallback import FallbackCloud, OfflineCloud
 from edge.clouds.http import HttpCloud
 from edge.clouds.memory import ApiMemory
 from edge.clouds.privacy import PrivacyCap
 from edge.clouds.providers import provider_for
-from edge.ledger import Ledger
-from edge.settings import CloudSettings, EdgeSettings, data_dir
+from edge.clouds.settings import CloudTarget
+from edge.core.cloud import CloudClient, CloudItem, CloudRequest
 
 __all__ = ["CloudStack", "GuardedCloud", "build_cloud", "http_clouds"]
 
@@ -113,7 +114,7 @@ def _model_of(http: HttpCloud) -> str | Callable[[], str]:
     return http.model or (lambda: http.model or "(unknown model)")
 
 
-def _key(cloud: CloudSettings) -> str | None:
+def _key(cloud: CloudTarget) -> str | None:
     """The key given, else the one in ``key_env`` or in the provider's own variable."""
     if cloud.key is not None:
         return cloud.key.get_secret_value()

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from protocol.sampling import SamplingParams
 
-__all__ = ["LocalModel", "TextCodec", "TokenSampler"]
+__all__ = ["LocalModel", "TextCodec", "TokenSampler", "common_prefix"]
 
 
 class TextCodec(Protocol):
@@ -50,3 +50,11 @@ class LocalModel(TextCodec, Protocol):
     def sampler(self, params: SamplingParams) -> TokenSampler: ...
 
     def next_token_entropy(self) -> float: ...
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens ``a`` and ``b`` share."""
+    same = 0
+    while same < min(len(a), len(b)) and a[same] == b[same]:
+        same += 1
+    return same

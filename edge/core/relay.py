@@ -10,8 +10,8 @@ and text only; a driver owns the model and the cloud and answers its requests:
 * :class:`CallCloud`: reply with the cloud's items for the request;
 * anything else is a :mod:`protocol.events` event for the user.
 
-:class:`edge.loop.RelayLoop` drives one answer on any local model (llama.cpp on
-the edge, transformers in training); :func:`edge.batch.relay_batch` drives many
+:class:`edge.core.loop.RelayLoop` drives one answer on any local model (llama.cpp on
+the edge, transformers in training); :func:`edge.core.batch.relay_batch` drives many
 with one batched forward per step. Read top to bottom, an answer goes:
 
 1. Before each SLM token the policy may call (only at a UTF-8 character
@@ -41,14 +41,13 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from edge.clouds.client import CloudBudget, CloudEnd, CloudRequest, CloudSkip, CloudText
-from edge.llama.model import common_prefix
-from edge.local_model import TextCodec
-from edge.policies import CallPolicy, PolicyState
-from edge.prompt import RelayPrompt
-from edge.record import AnswerRecord, CallRecord
-from edge.repetition import repeating
-from edge.splice import Splice
+from edge.core.cloud import CloudBudget, CloudEnd, CloudRequest, CloudSkip, CloudText
+from edge.core.local_model import TextCodec, common_prefix
+from edge.core.policies import CallPolicy, PolicyState
+from edge.core.prompt import RelayPrompt
+from edge.core.record import AnswerRecord, CallRecord
+from edge.core.repetition import repeating
+from edge.core.splice import Splice
 from protocol.calls import (
     DEFAULT_MAX_CALL_TOKENS,
     CallCommand,
@@ -110,7 +109,7 @@ class RelayLimits:
     """``max_calls``: calls per answer (4 = the method's 5 SLM turns; a later command is
     skipped); ``max_tokens``: answer tokens from both models; ``max_call_tokens``: cap on N;
     ``repeat_guard``: end the answer when one stretch of tokens has repeated this many
-    times in a row (0: never; see :mod:`edge.repetition`)."""
+    times in a row (0: never; see :mod:`edge.core.repetition`)."""
 
     max_calls: int = 4
     max_tokens: int = 8192

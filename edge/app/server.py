@@ -16,7 +16,7 @@
   (401 without); the page asks for the key when it meets a 401.
 * ``GET /v1/models``, ``GET /health`` (the cloud's reachability and the
   breaker), ``GET /v1/relay/status`` (spend against the caps), ``GET /metrics``
-  (Prometheus, :mod:`edge.metrics`; behind the key unless ``metrics_public``) and
+  (Prometheus, :mod:`edge.app.metrics`; behind the key unless ``metrics_public``) and
   ``GET /``: a chat page that shows SLM and cloud text in two colours, each call,
   and a meter.
 """
@@ -36,8 +36,9 @@ import httpx
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
+from edge.app.metrics import EdgeMetrics, cap_spend
+from edge.app.runtime import Relay
 from edge.llama import iterate_in_thread
-from edge.metrics import EdgeMetrics, cap_spend
 from edge.openai_compat import tracing
 from edge.openai_compat.logs import RequestLog, annotate
 from edge.openai_compat.metrics import add_metrics_route
@@ -50,7 +51,6 @@ from edge.openai_compat.server import (
     serve_app,
     until_disconnected,
 )
-from edge.runtime import Relay
 from protocol.errors import Overloaded
 from protocol.events import (
     CallFinished,
@@ -383,7 +383,7 @@ async def _reachable(client: httpx.AsyncClient, cloud: Any) -> dict[str, Any]:
 
 
 def _status(service: EdgeService) -> dict[str, Any]:
-    from edge.ledger import Ledger
+    from edge.app.ledger import Ledger
 
     settings = service.relay.settings
     caps = settings.caps.model_dump()

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from edge.cli.common import (
+from edge.app.cli.common import (
     DEFAULT_SERVE_PORT,
     ApiOpt,
     CallsOpt,
@@ -86,11 +86,11 @@ def serve(
                   "serve a key (--api-key KEY or RELAYLLM_API_KEYS) to listen there")  # fmt: skip
         raise typer.Exit(2)
     try:
-        from edge.server import create_edge_app, serve_app
+        from edge.app.server import create_edge_app, serve_app
     except ImportError as exc:
         err.print("[red]error:[/red] relay serve needs: pip install 'relayllm[cloud]'")
         raise typer.Exit(1) from exc
-    from edge.runtime import build_relay
+    from edge.app.runtime import build_relay
 
     try:
         relay = build_relay(settings)

@@ -9,10 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,19 +19,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = [
-    "CapSettings",
-    "CloudApiName",
-    "CloudSettings",
-    "EdgeSettings",
-    "PolicyName",
-    "Price",
-    "config_path",
-    "data_dir",
-]
+from edge.clouds.settings import CapSettings, CloudApiName, CloudTarget, Price, http_url
+
+__all__ = ["EdgeSettings", "PolicyName", "config_path", "data_dir"]
 
 PolicyName = Literal["auto", "learned", "entropy", "random", "never", "cloud"]
-CloudApiName = Literal["auto", "completions", "chat-continue", "chat-prefix", "anthropic", "chat"]
 _OLD_MODES = {"raw": "completions", "chat": "chat-continue"}
 
 
@@ -49,85 +40,6 @@ def config_path() -> Path:
         if override
         else Path(platformdirs.user_config_dir("relayllm")) / ("relayllm.toml")
     )
-
-
-class Price(BaseModel):
-    """US dollars per million tokens: prompt, completion, and prompt tokens read from (or
-    written to) the provider's cache, at the prompt price unless given."""
-
-    prompt: float = Field(0.0, ge=0)
-    completion: float = Field(0.0, ge=0)
-    cached_prompt: float | None = Field(None, ge=0, description="Prompt tokens read from cache.")
-    cache_write: float | None = Field(None, ge=0, description="Prompt tokens written to cache.")
-
-    def cost(
-        self, prompt_tokens: int, completion_tokens: int, *, cached: int = 0, written: int = 0
-    ) -> float:
-        """Dollars for a call; ``cached`` and ``written`` are parts of ``prompt_tokens``."""
-        cached, written = min(cached, prompt_tokens), min(written, prompt_tokens - cached)
-        fresh = prompt_tokens - cached - written
-        read_price = self.prompt if self.cached_prompt is None else self.cached_prompt
-        write_price = self.prompt if self.cache_write is None else self.cache_write
-        dollars = fresh * self.prompt + cached * read_price + written * write_price
-        return (dollars + completion_tokens * self.completion) / 1e6
-
-
-class CapSettings(BaseModel):
-    """Cost caps; ``None`` means no cap."""
-
-    tokens_per_answer: int | None = Field(None, ge=0, description="Cloud tokens in one answer.")
-    tokens_per_day: int | None = Field(None, ge=0, description="Cloud tokens per UTC day.")
-    tokens_per_month: int | None = Field(None, ge=0, description="Cloud tokens per UTC month.")
-    usd_per_day: float | None = Field(None, ge=0, description="Dollars per UTC day.")
-    usd_per_month: float | None = Field(None, ge=0, description="Dollars per UTC month.")
-
-
-def _http_url(url: str) -> str:
-    """``url`` if it is an http(s) URL with a host; a clear error otherwise."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(
-            f"{url!r} is not an http:// or https:// URL (e.g. https://api.openai.com/v1)"
-        )
-    return url
-
-
-class CloudSettings(BaseModel):
-    """One cloud of a ``[[clouds]]`` table; they are tried in order for every call."""
-
-    model_config = ConfigDict(extra="forbid")
-    _url = field_validator("url")(_http_url)
-
-    url: str = Field(description="Base URL (OpenAI-style ``…/v1``; Anthropic's host is enough).")
-    name: str | None = Field(None, description="Name in events, ledger and stats (default: host).")
-    key: SecretStr | None = Field(None, description="API key.")
-    key_env: str | None = Field(
-        None, description="Environment variable holding the key (default: the provider's own)."
-    )
-    model: str | None = Field(None, description="Model (default: the cloud's first listed).")
-    cloud_api: CloudApiName = Field("auto", description="API family (auto: known host or probe).")
-    prices: Price | None = Field(None, description="Per million tokens (default: prices[model]).")
-    caps: CapSettings = Field(default_factory=CapSettings, description="This cloud's own caps.")
-    temperature: float | None = Field(
-        None,
-        ge=0,
-        le=2,
-        description="This cloud's sampling temperature (default: cloud_temperature).",
-    )
-    connect_timeout_s: float | None = Field(None, gt=0, le=600, description="Its connect timeout.")
-    first_token_timeout_s: float | None = Field(
-        None, gt=0, le=600, description="Its wait for a first token (a reasoning model's is long)."
-    )
-    total_timeout_s: float | None = Field(
-        None, gt=0, le=3600, description="Its whole-call timeout."
-    )
-    retries: int | None = Field(None, ge=0, le=10, description="Its retries before a first token.")
-
-    def options(self) -> dict[str, float | int]:
-        """The client settings this cloud sets for itself (the global ones apply to the rest)."""
-        own = ("temperature", "connect_timeout_s", "first_token_timeout_s", "total_timeout_s",
-               "retries")  # fmt: skip
-        return {name: getattr(self, name) for name in own if getattr(self, name) is not None}
 
 
 class EdgeSettings(BaseSettings):
@@ -204,7 +116,7 @@ class EdgeSettings(BaseSettings):
     cloud_mode: Literal["raw", "chat"] | None = Field(
         None, description="Replaced by cloud_api (raw: completions, chat: chat-continue)."
     )
-    clouds: list[CloudSettings] = Field(
+    clouds: list[CloudTarget] = Field(
         default_factory=list, description="Several clouds, tried in order ([[clouds]] tables)."
     )
     max_attempts: int = Field(
@@ -264,7 +176,7 @@ class EdgeSettings(BaseSettings):
         toml = TomlConfigSettingsSource(settings_cls, toml_file=config_path())
         return init_settings, env_settings, toml
 
-    _url = field_validator("cloud_url")(_http_url)
+    _url = field_validator("cloud_url")(http_url)
 
     @model_validator(mode="after")
     def _old_cloud_mode(self) -> EdgeSettings:
@@ -280,14 +192,14 @@ class EdgeSettings(BaseSettings):
         return [f'cloud_mode = "{self.cloud_mode}" is replaced by cloud_api = "{new}" '
                 "(cloud_mode goes in the next release)"]  # fmt: skip
 
-    def cloud_list(self) -> list[CloudSettings]:
+    def cloud_list(self) -> list[CloudTarget]:
         """The clouds to try, in order: ``clouds``, else the one of ``cloud_url``."""
         if self.clouds:
             return list(self.clouds)
-        return [CloudSettings(url=self.cloud_url, key=self.cloud_key, model=self.cloud_model,
+        return [CloudTarget(url=self.cloud_url, key=self.cloud_key, model=self.cloud_model,
                               cloud_api=self.cloud_api)]  # fmt: skip
 
-    def price_of(self, cloud: CloudSettings) -> Price:
+    def price_of(self, cloud: CloudTarget) -> Price:
         """The cloud's own prices, else those of its model, else free."""
         return cloud.prices or self.prices.get(cloud.model or "", Price())
 

@@ -1,7 +1,7 @@
 """Many answers at once: the relay loop over a batched model, one forward per step.
 
-:func:`relay_batch` runs the same :class:`edge.relay.RelayAnswer` steps as
-:class:`edge.loop.RelayLoop`, for many prompts together (the rollouts of
+:func:`relay_batch` runs the same :class:`edge.core.relay.RelayAnswer` steps as
+:class:`edge.core.loop.RelayLoop`, for many prompts together (the rollouts of
 training, evaluation at scale). Each round it advances every answer until it
 needs logits (a sample or an entropy) or the cloud; calls of that round run
 concurrently; then one batched forward evaluates every answer's new tokens.
@@ -16,12 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Protocol
 
-from edge.clouds.client import CloudClient, CloudItem
-from edge.local_model import TextCodec
-from edge.policies import CallPolicy
-from edge.prompt import RelayPrompt
-from edge.record import AnswerRecord
-from edge.relay import ENTROPY, SAMPLE, CallCloud, Extend, RelayAnswer, RelayLimits, Rewind
+from edge.core.cloud import CloudClient, CloudItem
+from edge.core.local_model import TextCodec
+from edge.core.policies import CallPolicy
+from edge.core.prompt import RelayPrompt
+from edge.core.record import AnswerRecord
+from edge.core.relay import ENTROPY, SAMPLE, CallCloud, Extend, RelayAnswer, RelayLimits, Rewind
 from protocol.events import RelayEvent
 from protocol.sampling import SamplingParams
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from edge.clouds.build import http_clouds
+from edge.app.cloud_stack import http_clouds
+from edge.app.settings import EdgeSettings
 from edge.clouds.http import HttpCloud
 from edge.clouds.probe import ProbeResult
-from edge.settings import EdgeSettings, Price
+from edge.clouds.settings import Price
 from protocol.errors import CloudError, CloudUnavailable, UpstreamError
 
 __all__ = ["CloudCheck", "check_clouds", "unreachable"]

@@ -19,7 +19,7 @@ from protocol.cli_help import plain_flags
 from protocol.errors import RelayError
 
 if TYPE_CHECKING:
-    from edge.settings import EdgeSettings
+    from edge.app.settings import EdgeSettings
 
 DEFAULT_CLOUD_URL = "http://127.0.0.1:8300/v1"
 DEFAULT_SERVE_PORT = 8400
@@ -119,7 +119,7 @@ def watch_cloud(settings: EdgeSettings) -> Callable[[], None]:
     found: list[str | None] = []
 
     def check() -> None:
-        from edge.clouds.check import unreachable
+        from edge.app.cloud_check import unreachable
 
         found.append(unreachable(settings))
 
@@ -154,7 +154,7 @@ def settings_from(**flags: Any) -> EdgeSettings:
     """
     from pydantic import ValidationError
 
-    from edge.settings import EdgeSettings, config_path
+    from edge.app.settings import EdgeSettings, config_path
 
     clouds = _cloud_flags(*(flags.pop(n, None) for n in ("cloud_url", "cloud_key",
                                                           "cloud_model", "cloud_api")))  # fmt: skip

@@ -18,8 +18,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from edge.app.settings import EdgeSettings
 from edge.openai_compat.metrics import LATENCY_BUCKETS
-from edge.settings import EdgeSettings
 from protocol.events import CallFinished, CallStarted, DoneEvent, RelayEvent, TextEvent
 
 __all__ = ["EdgeMetrics", "cap_spend"]
@@ -166,7 +166,7 @@ def cap_spend(
     """``(used, limit)`` of every daily and monthly cap, all clouds together (``all``) and
     each cloud with caps of its own (``names``: the clouds' names, in the settings' order),
     from the ledger (reservations under way included)."""
-    from edge.ledger import Ledger
+    from edge.app.ledger import Ledger
 
     if settings.offline:
         return {}

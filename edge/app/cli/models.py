@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from edge.cli.common import app, err, fail, out
+from edge.app.cli.common import app, err, fail, out
 from protocol.errors import RelayError
 
 models_app = typer.Typer(help="The bundled models.", no_args_is_help=True)
