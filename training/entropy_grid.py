@@ -5,7 +5,8 @@ SLM is far more certain than its base), so fixed thresholds do not sweep the
 same range of costs. :func:`entropy_grid` measures the SLM's own next-token
 entropies on built-in problems of the *training* distribution (never the
 questions under test) and fits, for each call size ``n``, the threshold at
-each target call ratio, as ``relay calibrate`` does for one ratio.
+each target call ratio, as ``relay calibrate`` does for one ratio. The SLM's
+own commands are suppressed there, as in the entropy systems themselves.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.app.calibration import entropy_traces, fit_threshold
+from edge.core.policies import quiet_commands
 from edge.core.prompt import build_prompt
 from edge.llama import LlamaChat, LlamaModel
 from protocol.sampling import SamplingParams
@@ -55,7 +57,9 @@ def entropy_grid(
         chat = LlamaChat(model)
         problems = generate(prompts, seed=CALIBRATION_SEED, levels=(1, 2, 3))
         rendered = [build_prompt(chat, messages_for(p), n_ctx=2048).tokens for p in problems]
-        sampling = SamplingParams(temperature=temperature, seed=CALIBRATION_SEED)
+        sampling = SamplingParams(
+            temperature=temperature, seed=CALIBRATION_SEED, logit_bias=quiet_commands(model)
+        )  # as its systems run
         traces = entropy_traces(model, rendered, tokens=tokens, sampling=sampling)
     finally:
         model.close()

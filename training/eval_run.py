@@ -29,16 +29,17 @@ from edge.clouds.fallback import OfflineCloud
 from edge.core.cloud import CloudClient
 from edge.core.loop import RelayLoop
 from edge.core.policies import (
+    QUIET_BIAS,
     CallPolicy,
     CloudOnlyPolicy,
     EntropyPolicy,
     LearnedPolicy,
     NeverPolicy,
     RandomRouter,
+    quiet_commands,
 )
 from edge.core.relay import RelayLimits
 from edge.llama import LlamaModel
-from protocol.calls import CALL_OPEN
 from protocol.sampling import SamplingParams
 from training.entropy_grid import EntropySetting, entropy_grid, fixed_grid
 from training.eval_report import EvalReport, SlmRuns, build_report, write_report
@@ -131,33 +132,40 @@ def run_evaluation(
 def _systems_of(
     plan: EvalPlan, slm: Path, grid: list[EntropySetting], run: Callable[..., list[QuestionResult]]
 ) -> SlmRuns:
-    """Every system of one SLM, answered by ``run`` (the router needs slm, llm and learned)."""
+    """Every system of one SLM, answered by ``run`` (the router needs slm, llm and learned).
+
+    The systems that ignore the SLM's own commands (alone, entropy, the router) run with
+    them suppressed (:func:`quiet_commands`), so a trained SLM is not charged for commands
+    that go nowhere."""
     wants = {name: _wants(plan, name, "random") for name in ("slm", "llm", "learned")}
     one = SlmRuns(slm.stem, plan.tag(slm), shown=set(plan.systems))
-    one.alone = run(slm, "slm", NeverPolicy(), offline=True) if wants["slm"] else []
+    quiet = command_biases(slm, QUIET_BIAS)
+    one.alone = run(slm, "slm", NeverPolicy(), True, quiet) if wants["slm"] else []
     one.cloud = run(slm, "llm", CloudOnlyPolicy()) if wants["llm"] else []
     one.learned = run(slm, "learned", LearnedPolicy()) if wants["learned"] else []
-    if "learned" in plan.systems and plan.learned_biases:
-        first = command_tokens(slm)
+    if "learned" in plan.systems:
         for bias in plan.learned_biases:
             name = f"learned@bias={bias:+g}"
-            pairs = tuple((token, bias) for token in first)
-            one.learned_curve[name] = run(slm, name, LearnedPolicy(), bias=pairs)
+            one.learned_curve[name] = run(
+                slm, name, LearnedPolicy(), bias=command_biases(slm, bias)
+            )
     for setting in grid:
         policy = EntropyPolicy(setting.threshold, setting.n)
-        one.entropy[setting.name] = run(slm, setting.name, policy)
+        one.entropy[setting.name] = run(slm, setting.name, policy, bias=quiet)
     if "random" in plan.systems and one.alone and one.cloud:
         cost = sum(r.llm_tokens for r in one.learned) / max(1, len(one.learned))
         one.router_p = matched_p(one.alone, one.cloud, cost)
-        one.router = run(slm, f"random@p={one.router_p:.3f}", RandomRouter(one.router_p))
+        one.router = run(
+            slm, f"random@p={one.router_p:.3f}", RandomRouter(one.router_p), bias=quiet
+        )
     return one
 
 
-def command_tokens(slm: Path) -> list[int]:
-    """The tokens an SLM starts a command with, at the start of a line or after a space."""
+def command_biases(slm: Path, bias: float) -> Bias:
+    """``bias`` on the tokens ``slm`` starts a command with (see :func:`quiet_commands`)."""
     model = LlamaModel(slm, n_ctx=256, n_threads=1)
     try:
-        return sorted({model.tokenize(text)[0] for text in (CALL_OPEN, f" {CALL_OPEN}")})
+        return tuple((token, bias) for token, _ in quiet_commands(model))
     finally:
         model.close()
 

@@ -1,8 +1,8 @@
 """The held-out check of a trained SLM: run by the edge runtime, as a user would run it.
 
 The exported GGUF answers held-out problems twice through llama.cpp: alone
-(``never`` policy, offline) and with its own commands (``learned``) against the
-cloud; then the same for the unseen split (story families and phrasings
+(``never`` policy, offline, its commands suppressed) and with its own commands
+(``learned``) against the cloud; then the same for the unseen split (story families and phrasings
 training never saw), reported apart. Reported: both accuracies, cloud tokens
 per question, how often the learned SLM called, the call rate on problems it
 fails alone versus solves alone and the AUROC of calling for failing
@@ -19,7 +19,7 @@ from typing import Any
 from edge.clouds.fallback import OfflineCloud
 from edge.core.cloud import CloudClient
 from edge.core.loop import RelayLoop
-from edge.core.policies import LearnedPolicy, NeverPolicy
+from edge.core.policies import LearnedPolicy, NeverPolicy, quiet_commands
 from edge.core.relay import RelayLimits
 from edge.llama import LlamaModel
 from protocol.sampling import SamplingParams
@@ -46,8 +46,9 @@ def heldout_check(
     model = LlamaModel(gguf, n_ctx=2048, n_threads=config.threads)
     limits = RelayLimits(max_calls=EVAL_CALLS, max_tokens=config.grpo.max_tokens * 2)
     sampling = SamplingParams(temperature=0.7)
+    quiet = SamplingParams(temperature=0.7, logit_bias=quiet_commands(model))
     loops = {"slm": RelayLoop(model, OfflineCloud(), NeverPolicy(), limits=limits,
-                              sampling=sampling),
+                              sampling=quiet),
              "learned": RelayLoop(model, cloud, LearnedPolicy(), limits=limits,
                                   sampling=sampling)}  # fmt: skip
     try:

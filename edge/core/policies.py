@@ -18,6 +18,10 @@ computed only for it.
   way every time.
 * ``never``: SLM only; commands are shown as skipped.
 * ``cloud``: the LLM writes the whole answer.
+
+:func:`quiet_commands` gives the logit biases that keep an SLM from starting a
+command, for the policies that ignore commands: a trained SLM run by them
+would otherwise write commands that go nowhere.
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from protocol.calls import CallCommand
+from edge.core.local_model import TextCodec
+from protocol.calls import CALL_OPEN, CallCommand
 
 __all__ = [
     "DEFAULT_THRESHOLD",
+    "QUIET_BIAS",
     "CallPolicy",
     "CloudOnlyPolicy",
     "EntropyPolicy",
@@ -41,6 +47,7 @@ __all__ = [
     "RandomRouter",
     "choose_policy",
     "make_policy",
+    "quiet_commands",
 ]
 
 DEFAULT_THRESHOLD = 4.0
@@ -208,3 +215,13 @@ def choose_policy(
     if trained:
         return PolicyChoice("learned", "auto: the SLM was trained to call", chosen)
     return PolicyChoice("entropy", f"auto: the SLM was not trained to call; {source}", chosen)
+
+
+QUIET_BIAS = -100.0
+"""The logit bias that keeps a token from being sampled (llama.cpp's and our bound)."""
+
+
+def quiet_commands(codec: TextCodec) -> tuple[tuple[int, float], ...]:
+    """Logit biases on the tokens a command starts with (at a line's start or after a space)."""
+    first = {codec.tokenize(text)[0] for text in (CALL_OPEN, f" {CALL_OPEN}")}
+    return tuple((token, QUIET_BIAS) for token in sorted(first))
