@@ -202,7 +202,8 @@ class HttpCloud:
         from and the call sent again; its first reply piece is read here, so a refusal is
         raised here and never after any text."""
         retries = self.retries if request.retries is None else min(self.retries, request.retries)
-        for lesson in range(_MAX_LESSONS + 1):
+        lessons = 0
+        while True:
             call = speaker.call(request, target)
             payload = json.dumps(call.body, ensure_ascii=False).encode("utf-8")
             if on_send is not None:
@@ -217,14 +218,13 @@ class HttpCloud:
                 first = next(reply)
             except UpstreamError as exc:
                 learned = None
-                if lesson < _MAX_LESSONS:
+                if lessons < _MAX_LESSONS:
                     learned = self.resolver.lesson(speaker, target, exc, call.body)
                 if learned is None:
                     raise
-                target = learned
+                target, lessons = learned, lessons + 1
                 continue
             return Accepted(call, target, _after(first, reply))
-        raise AssertionError("unreachable: the last lesson raises")
 
 
 def _after(first: str | Tally, rest: Iterator[str | Tally]) -> Iterator[str | Tally]:
