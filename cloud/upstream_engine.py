@@ -15,6 +15,7 @@ import httpx
 
 from cloud.engine import Delta, Generation
 from edge.openai_compat import endpoint, error_for_response, request_body, transport_errors
+from edge.openai_compat.client import first_model, listed_models
 from protocol.errors import CloudUnavailable
 from protocol.sse import CompletionStream, StreamMode
 from protocol.wire import ChatMessage, Usage
@@ -48,14 +49,8 @@ class UpstreamEngine:
         url = f"{self.base_url}/models"
         with transport_errors(url):
             response = await self._client.get(url)
-        if response.status_code >= 400:
-            raise error_for_response(response, response.content)
-        try:
-            self._upstream_model = str(response.json()["data"][0]["id"])
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise CloudUnavailable(
-                f"{url} lists no models; name one with --upstream-model"
-            ) from exc
+        hint = "name one with --upstream-model"
+        self._upstream_model = first_model(listed_models(response, url, hint=hint), url, hint=hint)
         self.model_id = self._model_id or self._upstream_model
 
     def complete(self, prompt: str, generation: Generation) -> AsyncIterator[Delta]:

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from edge.app.cloud_stack import http_clouds
+from edge.app.cloud_stack import audit_log, http_clouds
 from edge.app.settings import EdgeSettings
-from edge.clouds.http import HttpCloud
+from edge.clouds.http import HttpCloud, OnSend
 from edge.clouds.probe import ProbeResult
 from edge.clouds.settings import Price
 from protocol.errors import CloudError, CloudUnavailable, UpstreamError
@@ -61,17 +61,19 @@ class CloudCheck:
 
 
 def check_clouds(settings: EdgeSettings) -> list[CloudCheck]:
-    """Probe every configured cloud in turn; never raises for a cloud's failure."""
+    """Probe every configured cloud in turn (the probes go to the audit log); never raises
+    for a cloud's failure."""
+    audit = audit_log(settings)
     return [
-        _check(http, settings.price_of(cloud))
+        _check(http, settings.price_of(cloud), audit.write)
         for cloud, http in zip(settings.cloud_list(), http_clouds(settings))
     ]
 
 
-def _check(http: HttpCloud, price: Price) -> CloudCheck:
+def _check(http: HttpCloud, price: Price, on_send: OnSend) -> CloudCheck:
     def result(probe: ProbeResult | None, error: CloudError | None) -> CloudCheck:
         error = error or (probe.error if probe else None)
-        api, how = str(http.api), http.how
+        api, how = str(http.resolver.api), http.resolver.how
         if api == "auto" and http.provider is not None:
             api, how = http.provider.api, "known host"
         auth = _auth(error, probe)
@@ -79,14 +81,15 @@ def _check(http: HttpCloud, price: Price) -> CloudCheck:
             auth = f"no key (set {http.provider.key_env})"
         return CloudCheck(
             name=http.name, url=http.base_url, api=api, how=how,
-            model=http.model or "", auth=auth, price=price,
+            model=http.resolver.model or "", auth=auth, price=price,
             first_token_ms=probe.first_token_ms if probe else None,
             verdict=(probe.verdict or "") if probe else "", error=error.message if error else "",
         )  # fmt: skip
 
     try:
-        speaker, target = http.speaker()
-        probe = http.probed or http.try_api(speaker.name, target.model, target.quirks)
+        speaker, target = http.speaker(on_send=on_send)
+        probe = http.resolver.probed or http.try_api(speaker.name, target.model, target.quirks,
+                                            on_send=on_send)  # fmt: skip
     except CloudError as exc:
         return result(None, exc)
     finally:

@@ -8,7 +8,8 @@ Outermost first::
       FallbackCloud   a failure ends the call (the chain moves on; after the last, the SLM)
       BudgetedCloud   reserve the worst case against the device's and the cloud's caps, settle
       CircuitBreaker  skip the cloud after repeated outages or while it asked to wait
-      HttpCloud       stream from the cloud in its API family; audit what is sent
+      AuditedCloud    write each request body to the audit log as it leaves
+      HttpCloud       stream from the cloud in its API family
 
 ``offline`` replaces all of it with :class:`OfflineCloud`, which opens no socket.
 """
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 
 from edge.app.ledger import Ledger
 from edge.app.settings import EdgeSettings, data_dir
-from edge.clouds.audit import AuditLog
+from edge.clouds.audit import AuditedCloud, AuditLog
 from edge.clouds.breaker import CircuitBreaker
 from edge.clouds.budget import AnswerTally, BudgetedCloud
 from edge.clouds.chain import CloudChain
@@ -34,7 +35,7 @@ from edge.clouds.providers import provider_for
 from edge.clouds.settings import CloudTarget
 from edge.core.cloud import CloudClient, CloudItem, CloudRequest
 
-__all__ = ["CloudStack", "GuardedCloud", "build_cloud", "http_clouds"]
+__all__ = ["CloudStack", "GuardedCloud", "audit_log", "build_cloud", "http_clouds"]
 
 
 @dataclass(frozen=True)
@@ -63,13 +64,12 @@ def http_clouds(settings: EdgeSettings) -> list[HttpCloud]:
     Each is named as configured, else by its provider or host (``-2``, ... when taken), with
     the global temperature, timeouts and retries unless it sets its own.
     """
-    audit = AuditLog(settings.resolved_audit_path(), full_text=settings.audit_full_text)
     memory = ApiMemory(data_dir() / "clouds.json")
     options = {
         "temperature": settings.cloud_temperature, "stop": tuple(settings.cloud_stop),
         "connect_timeout_s": settings.connect_timeout_s, "retries": settings.retries,
         "first_token_timeout_s": settings.first_token_timeout_s,
-        "total_timeout_s": settings.total_timeout_s, "audit": audit, "memory": memory,
+        "total_timeout_s": settings.total_timeout_s, "memory": memory,
     }  # fmt: skip
     clouds = [
         HttpCloud(cloud.url, api_key=_key(cloud), model=cloud.model, api=cloud.cloud_api,
@@ -84,17 +84,25 @@ def http_clouds(settings: EdgeSettings) -> list[HttpCloud]:
     return clouds
 
 
+def audit_log(settings: EdgeSettings) -> AuditLog:
+    """The audit log of what the clouds are sent (created now: an unwritable path fails here)."""
+    return AuditLog(settings.resolved_audit_path(), full_text=settings.audit_full_text)
+
+
 def build_cloud(settings: EdgeSettings, *, ledger: Ledger | None = None) -> CloudClient:
     """The guarded cloud client for ``settings`` (see the module docstring)."""
     if settings.offline:
         return OfflineCloud()
     ledger = ledger or Ledger(settings.resolved_ledger_path())
     answers = AnswerTally()
+    audit = audit_log(settings)
     chain: list[tuple[str, CloudClient]] = []
     guarded: list[GuardedCloud] = []
     for cloud, http in zip(settings.cloud_list(), http_clouds(settings)):
         breaker = CircuitBreaker(
-            http, failures=settings.breaker_failures, cooldown_s=settings.breaker_cooldown_s
+            AuditedCloud(http, audit),
+            failures=settings.breaker_failures,
+            cooldown_s=settings.breaker_cooldown_s,
         )
         budgeted = BudgetedCloud(
             breaker, ledger, caps=settings.caps, price=settings.price_of(cloud),
@@ -111,7 +119,7 @@ def build_cloud(settings: EdgeSettings, *, ledger: Ledger | None = None) -> Clou
 
 def _model_of(http: HttpCloud) -> str | Callable[[], str]:
     """The cloud's model, or how to read it once its first call has found it."""
-    return http.model or (lambda: http.model or "(unknown model)")
+    return http.resolver.model or (lambda: http.resolver.model or "(unknown model)")
 
 
 def _key(cloud: CloudTarget) -> str | None:

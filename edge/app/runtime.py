@@ -90,8 +90,9 @@ class Relay:
     def clouds(self) -> list[dict[str, str]]:
         """Each cloud in order: name, URL, model, API family, breaker state and last error."""
         return [
-            {"name": c.name, "url": c.http.base_url, "model": c.http.model or "",
-             "api": c.http.api, "breaker": c.breaker.state, "last_error": c.breaker.last_error}
+            {"name": c.name, "url": c.http.base_url, "model": c.http.resolver.model or "",
+             "api": c.http.resolver.api, "breaker": c.breaker.state,
+             "last_error": c.breaker.last_error}
             for c in getattr(self.loop.cloud, "clouds", ())
         ]  # fmt: skip
 

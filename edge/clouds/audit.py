@@ -1,11 +1,12 @@
 """The audit log of what left the device: one JSON line per request body sent.
 
-The HTTP client writes it just before each request leaves (probes and re-sends
-included), so it records exactly what each cloud was sent: the cloud's name,
-URL and API family, the call, and the size and SHA-256 of the body. The body
-itself (system text, conversation, partial answer, as the family phrased
-them) is kept only when ``full_text`` is set. Keys never appear: they travel
-in headers, which are not logged.
+:class:`AuditedCloud` wraps the HTTP client and writes each request body to the
+:class:`AuditLog` just before it leaves (probes and re-sends included), so the
+log records exactly what each cloud was sent: the cloud's name, URL and API
+family, the call, and the size and SHA-256 of the body. The body itself (system
+text, conversation, partial answer, as the family phrased them) is kept only
+when ``full_text`` is set. Keys never appear: they travel in headers, which are
+not logged.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from edge.clouds.http import OnSend, SentRequest
+from edge.core.cloud import CloudItem, CloudRequest
 from protocol.errors import SetupError
 
-__all__ = ["AuditLog"]
+__all__ = ["AuditLog", "AuditedCloud"]
 
 
 class AuditLog:
@@ -36,18 +39,33 @@ class AuditLog:
         except OSError as exc:
             raise SetupError(f"cannot write the audit log at {path}: {exc}") from exc
 
-    def write(
-        self, *, cloud: str, url: str, api: str, call_id: str, context_tokens: int,
-        payload: bytes, body: Mapping[str, Any],
-    ) -> None:  # fmt: skip
-        """Record one request about to be sent: ``payload`` is its body's bytes, as sent."""
-        data = payload
+    def write(self, sent: SentRequest) -> None:
+        """Record one request about to be sent."""
         record: dict[str, Any] = {
-            "time": time.time(), "call_id": call_id, "cloud": cloud, "endpoint": url,
-            "api": api, "context_tokens": context_tokens, "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
+            "time": time.time(), "call_id": sent.call_id, "cloud": sent.cloud,
+            "endpoint": sent.url, "api": sent.api, "context_tokens": sent.context_tokens,
+            "bytes": len(sent.payload), "sha256": hashlib.sha256(sent.payload).hexdigest(),
         }  # fmt: skip
         if self.full_text:
-            record["body"] = body
+            record["body"] = sent.body
         with self._lock, self.path.open("a", encoding="utf-8") as log:
             log.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+class SendsRequests(Protocol):
+    """A cloud client that tells ``on_send`` of each request body before it leaves."""
+
+    def stream(
+        self, request: CloudRequest, *, on_send: OnSend | None = None
+    ) -> Iterator[CloudItem]: ...
+
+
+class AuditedCloud:
+    """Streams calls through ``inner``, writing each request it sends to ``log`` first."""
+
+    def __init__(self, inner: SendsRequests, log: AuditLog) -> None:
+        self.inner = inner
+        self.log = log
+
+    def stream(self, request: CloudRequest) -> Iterator[CloudItem]:
+        return self.inner.stream(request, on_send=self.log.write)

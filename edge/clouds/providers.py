@@ -1,7 +1,7 @@
 """Hosted APIs relayllm knows by their host: which API family each speaks, where its key lives.
 
 ``cloud_api = "auto"`` (the default) takes the family from this table for a
-known host and probes any other URL (:mod:`edge.clouds.detect`). A provider's
+known host and probes any other URL (:mod:`edge.clouds.resolver`). A provider's
 quirks are what its reference documents it refusing, so that even its first
 call is accepted. A provider that speaks one of the families is one row here
 and one in the README's table.

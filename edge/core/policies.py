@@ -79,40 +79,38 @@ class CallPolicy(Protocol):
     def before_token(self, state: PolicyState) -> int: ...
 
 
-class LearnedPolicy:
-    name = "learned"
+class _Declines:
+    """Skips every command and calls unasked for nothing: what a policy does unless it says
+    otherwise."""
+
     uses_entropy = False
+
+    def on_command(self, command: CallCommand) -> int:
+        return 0
+
+    def before_token(self, state: PolicyState) -> int:
+        return 0
+
+
+class LearnedPolicy(_Declines):
+    name = "learned"
 
     def on_command(self, command: CallCommand) -> int:
         return command.n
 
-    def before_token(self, state: PolicyState) -> int:
-        return 0
 
-
-class NeverPolicy:
+class NeverPolicy(_Declines):
     name = "never"
-    uses_entropy = False
-
-    def on_command(self, command: CallCommand) -> int:
-        return 0
-
-    def before_token(self, state: PolicyState) -> int:
-        return 0
 
 
-class CloudOnlyPolicy:
+class CloudOnlyPolicy(_Declines):
     name = "cloud"
-    uses_entropy = False
-
-    def on_command(self, command: CallCommand) -> int:
-        return 0
 
     def before_token(self, state: PolicyState) -> int:
         return state.tokens_left if state.calls == 0 and state.answer_tokens == 0 else 0
 
 
-class EntropyPolicy:
+class EntropyPolicy(_Declines):
     """Call for ``n`` tokens when entropy exceeds ``threshold`` nats (at most once per ``n``)."""
 
     name = "entropy"
@@ -122,20 +120,16 @@ class EntropyPolicy:
         self.threshold = threshold
         self.n = n
 
-    def on_command(self, command: CallCommand) -> int:
-        return 0
-
     def before_token(self, state: PolicyState) -> int:
         if state.calls and state.tokens_since_call < self.n:
             return 0
         return self.n if (state.entropy or 0.0) > self.threshold else 0
 
 
-class RandomRouter:
+class RandomRouter(_Declines):
     """With probability ``p`` the cloud answers the whole query; otherwise the SLM alone."""
 
     name = "random"
-    uses_entropy = False
 
     def __init__(self, p: float) -> None:
         if not 0.0 <= p <= 1.0:
@@ -146,9 +140,6 @@ class RandomRouter:
         """The draw for an answer with this seed (a fresh draw when unseeded)."""
         rng = random.Random(f"relayllm-router-{seed}") if seed is not None else random
         return rng.random() < self.p
-
-    def on_command(self, command: CallCommand) -> int:
-        return 0
 
     def before_token(self, state: PolicyState) -> int:
         if state.answer_tokens or state.calls or not self.routes_to_cloud(state.seed):

@@ -1,8 +1,9 @@
 """Requests to an OpenAI-compatible server, over httpx: bodies, URLs and errors.
 
 :func:`request_body` builds a streamed ``/completions`` or ``/chat/completions``
-request, :func:`transport_errors` maps httpx's errors once, and
-:func:`error_for_response` reads an error answer. Two transports use them: the
+request, :func:`transport_errors` maps httpx's errors once,
+:func:`error_for_response` reads an error answer, and :func:`listed_models` and
+:func:`first_model` read a ``/models`` answer. Two transports use them: the
 edge's cloud client (:mod:`edge.clouds.transport`, sync, with retries before
 the first byte) and the async upstream engine of ``relay-cloud``.
 
@@ -27,6 +28,8 @@ from protocol.wire import ChatMessage
 __all__ = [
     "endpoint",
     "error_for_response",
+    "first_model",
+    "listed_models",
     "request_body",
     "transport_errors",
 ]
@@ -92,3 +95,26 @@ def error_for_response(response: httpx.Response, body: bytes) -> CloudError:
         str(response.request.url),
         retry_after=response.headers.get("retry-after"),
     )
+
+
+def listed_models(response: httpx.Response, url: str, *, hint: str) -> list[Any]:
+    """The entries of the model list ``url`` answered with (``{"data": [{"id": ...}]}``).
+
+    An error answer raises its error; an answer of another shape says that ``url``
+    lists no models, and ``hint`` says what to do instead.
+    """
+    if response.status_code >= 400:
+        raise error_for_response(response, response.content)
+    try:
+        return list(response.json()["data"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CloudUnavailable(f"{url} lists no models; {hint}") from exc
+
+
+def first_model(models: Sequence[Any], where: str, *, hint: str) -> str:
+    """The id of the first of ``models`` (listed by ``where``); ``hint`` says what to do when
+    there is none."""
+    try:
+        return str(models[0]["id"])
+    except (KeyError, IndexError, TypeError) as exc:
+        raise CloudUnavailable(f"{where} lists no models; {hint}") from exc

@@ -18,7 +18,9 @@ from edge.clouds.apis.quirks import Quirks
 from edge.clouds.seam import Seam
 from edge.clouds.transport import Tally
 from edge.core.cloud import CloudRequest
+from edge.openai_compat import endpoint
 from protocol.errors import UpstreamError
+from protocol.sse import CompletionStream, StreamMode
 from protocol.wire import ChatMessage
 
 __all__ = [
@@ -161,9 +163,26 @@ def bearer(target: Target) -> dict[str, str]:
 
 
 class OpenAIStyle:
-    """What the families spoken on OpenAI's routes share: a bearer key, ``{base}/models``."""
+    """What the families spoken on OpenAI's routes share: a bearer key, ``{base}/models``,
+    a streamed POST to ``/completions`` or ``/chat/completions``."""
 
     needs: frozenset[str] = frozenset()
+
+    def posted(
+        self,
+        mode: StreamMode,
+        target: Target,
+        body: dict[str, Any],
+        seam: Callable[[], Seam] = Seam,
+    ) -> ApiCall:
+        """``body`` (less what the target refuses) streamed to the route for ``mode``."""
+        return ApiCall(
+            url=endpoint(target.base_url, mode),
+            body=target.quirks.apply(body),
+            headers=self.headers(target),
+            new_tally=lambda: CompletionStream(mode),
+            seam=seam,
+        )
 
     def models_url(self, base_url: str) -> str:
         return base_url.rstrip("/") + "/models"

@@ -33,7 +33,8 @@ from tests.emulators.scripted import Script
 def test_known_hosts_need_no_probe(url: str, api: str, name: str, base: str) -> None:
     cloud = HttpCloud(url, api="auto", model="some-model")  # no socket is opened here
     speaker, target = cloud.speaker()
-    assert (speaker.name, cloud.how, cloud.name, target.base_url) == (api, "known host", name, base)
+    found = (speaker.name, cloud.resolver.how, cloud.name, target.base_url)
+    assert found == (api, "known host", name, base)
 
 
 def test_known_hosts_start_with_what_their_reference_documents() -> None:
@@ -44,7 +45,7 @@ def test_known_hosts_start_with_what_their_reference_documents() -> None:
     assert "echoes-prefix" in mistral.quirks.flags
     configured = HttpCloud("https://api.deepseek.com", api="chat", model="deepseek-chat")
     assert configured.speaker()[1].base_url == "https://api.deepseek.com"  # its own choice
-    assert configured.how == "configured"
+    assert configured.resolver.how == "configured"
 
 
 def test_a_probe_is_sent_once_per_url_and_model(tmp_path: Path, openai_cloud: Served) -> None:
@@ -52,12 +53,12 @@ def test_a_probe_is_sent_once_per_url_and_model(tmp_path: Path, openai_cloud: Se
     first = openai_cloud.cloud(memory=memory)
     streamed(list(first.stream(call("The sky is "))))
     probes = len(openai_cloud.emulator.requests)
-    assert first.how == "probed"
+    assert first.resolver.how == "probed"
     assert probes >= 2  # refused families, then the probe that continued, then the call
     again = openai_cloud.cloud(memory=memory)
     streamed(list(again.stream(call("The sky is "))))
     assert len(openai_cloud.emulator.requests) == probes + 1
-    assert again.api == "chat"
+    assert again.resolver.api == "chat"
     other_model = Served(openai_cloud.emulator, openai_cloud.url, openai_cloud.key, "o3-mini")
     other_model.cloud(memory=memory).speaker()
     assert len(openai_cloud.emulator.requests) > probes + 1  # another model is probed anew

@@ -38,7 +38,7 @@ def test_a_prefill_continues_the_partial_answer_exactly(
     if provider == "mistral_cloud":  # learned from the probe; its provider row says so too
         cloud.try_api("chat-prefix")
         cloud = served.cloud(api)
-        cloud._speaker = cloud._speaker_for(api, served.model, _echoing())
+        cloud.resolver._speaker = cloud.resolver.speaker_for(api, served.model, _echoing())
     text, end = streamed(list(cloud.stream(call(partial))))
     assert partial + text == known(partial)
     assert end.finish_reason == "stop"
