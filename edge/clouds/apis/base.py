@@ -18,7 +18,9 @@ from edge.clouds.apis.quirks import Quirks
 from edge.clouds.seam import Seam
 from edge.clouds.transport import Tally
 from edge.core.cloud import CloudRequest
+from edge.openai_compat import endpoint
 from protocol.errors import UpstreamError
+from protocol.sse import CompletionStream, StreamMode
 from protocol.wire import ChatMessage
 
 __all__ = [
@@ -170,6 +172,23 @@ class OpenAIStyle:
 
     def headers(self, target: Target) -> dict[str, str]:
         return bearer(target)
+
+    def openai_call(
+        self,
+        target: Target,
+        mode: StreamMode,
+        body: dict[str, Any],
+        seam: Callable[[], Seam] = Seam,
+    ) -> ApiCall:
+        """``body`` (less the fields ``target`` refuses) streamed to the completions route of
+        ``mode``, the reply read as an OpenAI stream and joined by ``seam``."""
+        return ApiCall(
+            url=endpoint(target.base_url, mode),
+            body=target.quirks.apply(body),
+            headers=self.headers(target),
+            new_tally=lambda: CompletionStream(mode),
+            seam=seam,
+        )
 
     def adapt(self, error: UpstreamError, target: Target) -> Quirks | None:
         return None

@@ -29,8 +29,6 @@ from edge.clouds.apis.base import (
 )
 from edge.clouds.seam import Seam
 from edge.core.cloud import CloudRequest
-from edge.openai_compat import endpoint
-from protocol.sse import CompletionStream
 
 __all__ = ["Chat", "cache_key", "instructed"]
 
@@ -45,13 +43,7 @@ class Chat(OpenAIStyle):
         talk = Conversation.of(request.messages)
         body = chat_body(request, target, instructed(talk), max_stops=MAX_STOPS,
                          reasoning_effort="none", prompt_cache_key=cache_key(talk))  # fmt: skip
-        return ApiCall(
-            url=endpoint(target.base_url, "chat"),
-            body=target.quirks.apply(body),
-            headers=self.headers(target),
-            new_tally=lambda: CompletionStream("chat"),
-            seam=lambda: Seam.after_answer(talk.partial),
-        )
+        return self.openai_call(target, "chat", body, lambda: Seam.after_answer(talk.partial))
 
 
 def instructed(talk: Conversation, *, system_role: bool = True) -> list[dict[str, Any]]:

@@ -23,8 +23,6 @@ from edge.clouds.apis.base import (
 from edge.clouds.apis.quirks import Quirks
 from edge.clouds.seam import Seam
 from edge.core.cloud import CloudRequest
-from edge.openai_compat import endpoint
-from protocol.sse import CompletionStream
 from protocol.wire import MAX_STOP_SEQUENCES
 
 __all__ = ["ECHOES_PREFIX", "ChatPrefix"]
@@ -43,13 +41,8 @@ class ChatPrefix(OpenAIStyle):
         if talk.partial:
             messages.append({"role": "assistant", "content": talk.partial, "prefix": True})
         body = chat_body(request, target, messages, max_stops=MAX_STOP_SEQUENCES)
-        return ApiCall(
-            url=endpoint(target.base_url, "chat"),
-            body=target.quirks.apply(body),
-            headers=self.headers(target),
-            new_tally=lambda: CompletionStream("chat"),
-            seam=lambda: Seam.after_prefix(talk.partial) if echoes else Seam(),
-        )
+        seam = (lambda: Seam.after_prefix(talk.partial)) if echoes else Seam
+        return self.openai_call(target, "chat", body, seam)
 
     def read_probe(self, reply: str, quirks: Quirks) -> tuple[str, Quirks]:
         """A reply that starts with the whole prefix echoes it: read what follows."""

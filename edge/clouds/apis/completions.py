@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from edge.clouds.apis.base import ApiCall, CloudApi, OpenAIStyle, Target
 from edge.core.cloud import CloudRequest
-from edge.openai_compat import endpoint, request_body
-from protocol.sse import CompletionStream
+from edge.openai_compat import request_body
 from protocol.wire import MAX_STOP_SEQUENCES
 
 __all__ = ["Completions"]
@@ -25,9 +24,4 @@ class Completions(OpenAIStyle):
             temperature=target.temperature_for(request), seed=request.seed,
             stop=target.stops_for(request, MAX_STOP_SEQUENCES),
         )  # fmt: skip
-        return ApiCall(
-            url=endpoint(target.base_url, "raw"),
-            body=target.quirks.apply(body),
-            headers=self.headers(target),
-            new_tally=lambda: CompletionStream("raw"),
-        )
+        return self.openai_call(target, "raw", body)
