@@ -25,7 +25,8 @@ def rollout_vs_generate_ratio(rows: int, tokens: int) -> tuple[float, float, flo
     """(ratio, relay tokens/s, generate tokens/s) for ``rows`` answers of ``tokens`` tokens."""
     import torch
 
-    from training.hf_backend import HFBatch, HFChat
+    from training.hf_backend import HFBatch
+    from training.hf_text import HFChat
     from training.models import load_slm
 
     slm = load_slm(None)

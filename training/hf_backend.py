@@ -6,82 +6,29 @@ a spliced cloud answer), so every forward pads the new tokens on the right and
 masks the padding; a rewound token is masked, never re-computed. Positions are
 counted per row over real tokens only, so a row's logits are those of its
 sequence alone. :class:`HFModel` is one row as an :class:`edge.core.local_model.LocalModel`
-(for :class:`edge.core.loop.RelayLoop`), and :class:`HFChat` renders prompts with the
-same Jinja template code as the edge.
-
-Sampling follows :mod:`protocol.sampling` in llama.cpp's order: penalties over
-the row's drawn tokens, top-k, top-p, min-p, temperature, then a draw from the
-row's own seeded generator (greedy takes the arg-max).
+(for :class:`edge.core.loop.RelayLoop`). Tokens and prompts come from
+:mod:`training.hf_text`; each row draws its tokens as :mod:`training.hf_sampling` says.
 """
 
 from __future__ import annotations
 
-import math
-from collections import Counter
-from collections.abc import Mapping, Sequence
-from functools import cached_property
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from edge.llama.chat import MARKER_PROBE, render_chat
 from protocol.sampling import SamplingParams
+from training.hf_sampling import sample_token, seeded_generator
+from training.hf_text import HFCodec, end_token_ids
 
-__all__ = ["HFBatch", "HFChat", "HFCodec", "HFModel", "token_bytes"]
-
-
-def token_bytes(tokenizer: Any) -> list[bytes]:
-    """The bytes of every token id (special tokens: ``b""``), for byte-exact decoding.
-
-    Byte-level BPE vocabularies (GPT-2, SmolLM, Qwen) map bytes to printable
-    characters; SentencePiece ones use ``▁`` for a space and ``<0xNN>`` tokens.
-    """
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
-
-    chars = {char: byte for byte, char in bytes_to_unicode().items()}
-    special = set(tokenizer.all_special_ids)
-    pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-    table = []
-    for token_id, piece in enumerate(pieces):
-        if token_id in special or piece is None:
-            table.append(b"")
-        elif len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
-            table.append(bytes([int(piece[3:5], 16)]))
-        elif all(char in chars for char in piece):
-            table.append(bytes(chars[char] for char in piece))
-        else:
-            table.append(piece.replace("\u2581", " ").encode("utf-8"))
-    return table
-
-
-class HFCodec:
-    """A transformers tokenizer as the relay loop's ``TextCodec`` (byte-exact, plain text)."""
-
-    def __init__(self, tokenizer: Any, end_ids: frozenset[int] | None = None) -> None:
-        self.tokenizer = tokenizer
-        self._end = end_ids if end_ids is not None else _end_ids(None, tokenizer)
-
-    @cached_property
-    def _bytes(self) -> list[bytes]:
-        return token_bytes(self.tokenizer)
-
-    def tokenize(self, text: str) -> list[int]:
-        """Tokens of plain text: no BOS, special-token text stays text."""
-        encoded = self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)
-        return list(encoded["input_ids"])
-
-    def detokenize(self, tokens: Sequence[int]) -> bytes:
-        return b"".join(self._bytes[t] for t in tokens)
-
-    def is_end(self, token: int) -> bool:
-        return token in self._end
+__all__ = ["HFBatch", "HFModel"]
 
 
 class HFBatch(HFCodec):
     """A causal LM from transformers serving many contexts (rows) at once."""
 
     def __init__(self, model: Any, tokenizer: Any, *, n_ctx: int | None = None) -> None:
-        super().__init__(tokenizer, _end_ids(model, tokenizer))
+        super().__init__(tokenizer, end_token_ids(model, tokenizer))
         self.model = model
         config = model.config
         self._n_ctx = n_ctx or int(getattr(config, "max_position_embeddings", 4096))
@@ -102,7 +49,7 @@ class HFBatch(HFCodec):
         self.logits: list[torch.Tensor | None] = [None] * len(prompts)
         self.params = list(sampling)
         self.drawn: list[list[int]] = [[] for _ in prompts]
-        self.generators = [_generator(p.seed, self.device) for p in self.params]
+        self.generators = [seeded_generator(p.seed, self.device) for p in self.params]
 
     def extend(self, row: int, tokens: Sequence[int]) -> None:
         self.pending[row] += tokens
@@ -170,36 +117,6 @@ class HFBatch(HFCodec):
         return logits
 
 
-def sample_token(
-    logits: torch.Tensor, params: SamplingParams, drawn: Sequence[int], generator: torch.Generator
-) -> int:
-    """One token from ``logits`` (a 1-D tensor) by ``params``; see the module docstring."""
-    x = logits.clone()
-    for token, bias in params.logit_bias:
-        x[token] += bias
-    if params.penalised and drawn:
-        counts = Counter(drawn[-params.penalty_last_n :])
-        ids = torch.tensor(list(counts), device=x.device)
-        seen = torch.tensor(list(counts.values()), dtype=x.dtype, device=x.device)
-        values = x[ids]
-        values = torch.where(values <= 0, values * params.repeat_penalty,
-                             values / params.repeat_penalty)  # fmt: skip
-        x[ids] = values - seen * params.frequency_penalty - params.presence_penalty
-    if params.greedy:
-        return int(torch.argmax(x))
-    if 0 < params.top_k < x.numel():
-        x[x < torch.topk(x, params.top_k).values[-1]] = -math.inf
-    if params.top_p < 1.0:
-        sorted_x, order = torch.sort(x, descending=True)
-        cumulative = torch.softmax(sorted_x, dim=-1).cumsum(dim=-1)
-        cut = int(torch.searchsorted(cumulative, torch.tensor(params.top_p))) + 1
-        x[order[cut:]] = -math.inf
-    if params.min_p > 0.0:
-        x[x < x.max() + math.log(params.min_p)] = -math.inf
-    probs = torch.softmax(x / params.temperature, dim=-1)
-    return int(torch.multinomial(probs, 1, generator=generator))
-
-
 class HFModel:
     """One sequence of an :class:`HFBatch`, as the relay loop's ``LocalModel``."""
 
@@ -236,7 +153,7 @@ class HFModel:
     def sampler(self, params: SamplingParams) -> _RowSampler:
         self.batch.params[0] = params
         self.batch.drawn[0] = []
-        self.batch.generators[0] = _generator(params.seed, self.batch.device)
+        self.batch.generators[0] = seeded_generator(params.seed, self.batch.device)
         return _RowSampler(self.batch)
 
     def next_token_entropy(self) -> float:
@@ -252,69 +169,3 @@ class _RowSampler:
 
     def close(self) -> None:
         """Nothing to free."""
-
-
-class HFChat:
-    """Prompts for a transformers tokenizer (an :class:`edge.core.prompt.ChatFormat`).
-
-    ``template`` defaults to the tokenizer's chat template; pass the GGUF's own
-    (its ``tokenizer.chat_template`` metadata) to render exactly as the edge does.
-    """
-
-    def __init__(
-        self, tokenizer: Any, *, template: str | None = None, enable_thinking: bool = False
-    ) -> None:
-        self.tokenizer = tokenizer
-        self.template = template or tokenizer.chat_template
-        self.enable_thinking = enable_thinking
-
-    def render(self, messages: Sequence[Mapping[str, str]], *, continue_final: bool = False) -> str:
-        return render_chat(
-            messages,
-            template=self.template,
-            bos_token=self.tokenizer.bos_token or "",
-            eos_token=self.tokenizer.eos_token or "",
-            continue_final=continue_final,
-            enable_thinking=self.enable_thinking,
-        )
-
-    def encode(self, prompt: str) -> list[int]:
-        tokens = list(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
-        bos = self.tokenizer.bos_token_id
-        wants_bos = bool(getattr(self.tokenizer, "add_bos_token", False))
-        return [bos, *tokens] if wants_bos and bos is not None and tokens[:1] != [bos] else tokens
-
-    def markers(self) -> tuple[str, ...]:
-        special = set(self.tokenizer.all_special_ids)
-        tokens = self.encode(self.render(MARKER_PROBE))
-        found = sorted({t for t in tokens if t in special} | {self.tokenizer.eos_token_id} - {None})
-        return tuple(self.tokenizer.convert_ids_to_tokens(found))
-
-
-END_TEXTS = frozenset(
-    {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
-     "<EOT>", "<|eom_id|>", "<\uff5cend\u2581of\u2581sentence\uff5c>", "<end_of_utterance>",
-     "<|fim_pad|>", "<fim_pad>", "<|repo_name|>", "<reponame>", "<|file_sep|>"}
-)  # fmt: skip
-"""Special tokens that end generation, as llama.cpp recognises them by their text."""
-
-
-def _end_ids(model: Any, tokenizer: Any) -> frozenset[int]:
-    """EOS, the generation config's end tokens, and special tokens named in ``END_TEXTS``."""
-    ids = {tokenizer.eos_token_id}
-    generation = getattr(model, "generation_config", None)
-    configured = getattr(generation, "eos_token_id", None)
-    ids |= set(configured) if isinstance(configured, list) else {configured}
-    for token_id, added in getattr(tokenizer, "added_tokens_decoder", {}).items():
-        if str(added) in END_TEXTS:
-            ids.add(token_id)
-    return frozenset(i for i in ids if i is not None)
-
-
-def _generator(seed: int | None, device: torch.device) -> torch.Generator:
-    generator = torch.Generator(device=device)
-    if seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(seed)
-    return generator

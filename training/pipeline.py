@@ -155,7 +155,7 @@ def _grpo(run: Run, cloud: CloudClient, start: Path) -> None:
     if run.done("grpo"):
         return
     from training.grpo import train_grpo
-    from training.hf_backend import HFChat
+    from training.hf_text import HFChat
     from training.models import load_slm
 
     slm = load_slm(start)

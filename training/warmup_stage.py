@@ -23,7 +23,8 @@ __all__ = ["build_examples"]
 
 def build_examples(run: Run, slm: LoadedSLM, cloud: CloudClient) -> list[WarmupExample]:
     """One warm-up example per training problem, built by the relay loop with ``cloud``."""
-    from training.hf_backend import HFBatch, HFChat, HFCodec
+    from training.hf_backend import HFBatch
+    from training.hf_text import HFChat, HFCodec
     from training.warmup import build_warmup, entropy_scorer, slm_answers
 
     settings, problems = run.config.warmup, run.problems("train")

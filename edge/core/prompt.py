@@ -1,7 +1,7 @@
 """Prompts for the relay: what the small model reads, and what may leave the device.
 
 The relay loop works on tokens only. A :class:`ChatFormat` (llama.cpp's in
-:mod:`edge.llama.chat`, transformers' in :mod:`training.hf_backend`) renders and
+:mod:`edge.llama.chat`, transformers' in :mod:`training.hf_text`) renders and
 tokenizes messages; :func:`build_prompt` turns a conversation into a
 :class:`RelayPrompt`:
 

@@ -12,8 +12,6 @@ __getattr__, __dir__, __all__ = lazy_exports(
     {
         "edge.llama.bundled": [
             "BUNDLED",
-            "BundledModel",
-            "WheelMember",
             "is_present",
             "model_path",
             "models_dir",
@@ -21,7 +19,9 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "resolve_model",
         ],
         "edge.llama.chat": ["CHATML_TEMPLATE", "LlamaChat", "render_chat"],
-        "edge.llama.model": ["LlamaModel", "Sampler"],
+        "edge.llama.model": ["LlamaModel"],
+        "edge.llama.sampler": ["Sampler"],
+        "edge.llama.wheels": ["BundledModel", "WheelMember"],
         "edge.llama.worker": ["iterate_in_thread"],
     },
 )

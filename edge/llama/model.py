@@ -10,7 +10,8 @@ state. It keeps the cache and the token list in step so callers can
 * ``rewind(n)``: drop the last ``n`` cached tokens;
 * ``snapshot()`` / ``restore()``: set a context aside and take it up again
   (the cloud engine keeps several conversations' contexts this way);
-* ``sampler(params)`` / ``Sampler.sample()``: draw the next token.
+* ``sampler(params)`` / ``Sampler.sample()``: draw the next token
+  (:mod:`edge.llama.sampler`).
 
 It is the relay loop's ``LocalModel`` on the edge and the cloud's embedded
 engine. ``evaluated_tokens`` counts every token ever evaluated, so tests can
@@ -20,7 +21,6 @@ check that nothing is re-read.
 from __future__ import annotations
 
 import ctypes
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 
 from edge.core.local_model import common_prefix
 from edge.llama.gpu import GpuLayers, plan_gpu_layers
+from edge.llama.kv_cache import ggml_types, kv_cache_bytes
+from edge.llama.sampler import Sampler
 from edge.llama.threads import ThreadShare, machine_load, performance_cores, usable_cpus
 from protocol.errors import ContextOverflow, ModelUnavailable
 from protocol.sampling import SamplingParams
@@ -35,12 +37,9 @@ from protocol.sampling import SamplingParams
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
-__all__ = ["EXACT_BLOCK", "KV_CACHE_TYPES", "LlamaModel", "Sampler", "Snapshot"]
+__all__ = ["EXACT_BLOCK", "LlamaModel", "Snapshot"]
 
 _CONTROL = 1 << 3  # LLAMA_TOKEN_ATTR_CONTROL
-KV_CACHE_TYPES = {"q8_0": ("Q8_0", "Q8_0"), "q8_0/q4_0": ("Q8_0", "Q4_0"), "f16": ("F16", "F16")}
-"""Cache choices: the llama.cpp types of the keys and of the values (``K/V``; one name: both)."""
-_BYTES_PER_VALUE = {"F16": 2.0, "Q8_0": 34 / 32, "Q4_0": 18 / 32}  # blocks of 32 values
 EXACT_BLOCK = 64
 """Tokens per batch when a sync must be reproducible (divides llama.cpp's n_batch)."""
 
@@ -51,50 +50,6 @@ class Snapshot:
 
     tokens: tuple[int, ...]
     data: bytes
-
-
-class Sampler:
-    """A llama.cpp sampler chain bound to one model; keep one per answer.
-
-    Stages in llama.cpp's order (see :mod:`protocol.sampling`). The chain
-    remembers the tokens it drew, which the repetition penalties look at.
-    """
-
-    def __init__(self, model: LlamaModel, params: SamplingParams) -> None:
-        from llama_cpp._internals import LlamaSampler
-
-        self._model = model
-        self._chain = LlamaSampler()
-        chain = self._chain
-        if params.logit_bias:
-            chain.add_logit_bias(model.llama.n_vocab(), dict(params.logit_bias))
-        if params.penalised:
-            chain.add_penalties(
-                model.llama.n_vocab(),
-                params.penalty_last_n,
-                params.repeat_penalty,
-                params.frequency_penalty,
-                params.presence_penalty,
-            )
-        if params.greedy:
-            chain.add_greedy()
-            return
-        if params.top_k > 0:
-            chain.add_top_k(params.top_k)
-        if params.top_p < 1.0:
-            chain.add_top_p(params.top_p, 1)
-        if params.min_p > 0.0:
-            chain.add_min_p(params.min_p, 1)
-        chain.add_temp(params.temperature)
-        chain.add_dist(params.seed if params.seed is not None else random.getrandbits(32))
-
-    def sample(self) -> int:
-        """Draw the token that follows the model's current context."""
-        self._model.share_cores()
-        return self._chain.sample(self._model.llama._ctx, -1)
-
-    def close(self) -> None:
-        self._chain.close()
 
 
 class LlamaModel:
@@ -110,14 +65,14 @@ class LlamaModel:
         kv_cache: str = "q8_0",
         n_gpu_layers: GpuLayers = "auto",
     ) -> None:
-        """``kv_cache`` (see :data:`KV_CACHE_TYPES`): ``q8_0`` (default: half the memory of
-        ``f16``, with flash attention, no slower on a CPU); ``q8_0/q4_0`` (values in 4 bits:
-        39 % of ``f16``, but decoding slows down as the context fills); or ``f16``.
+        """``kv_cache`` (see :data:`edge.llama.kv_cache.KV_CACHE_TYPES`): ``q8_0`` (default:
+        half the memory of ``f16``, with flash attention, no slower on a CPU); ``q8_0/q4_0``
+        (values in 4 bits: 39 % of ``f16``, but decoding slows down as the context fills); or
+        ``f16``.
         ``n_gpu_layers``: see :mod:`edge.llama.gpu` (``gpu`` says what was done, ``note``
         why a request could not be honoured). ``n_threads``: a fixed count, or ``None`` for
         the physical performance cores less those other processes keep busy, measured
         while the model decodes (:mod:`edge.llama.threads`)."""
-        import llama_cpp
         from llama_cpp import Llama
 
         path = Path(path)
@@ -130,9 +85,7 @@ class LlamaModel:
             threads = self.share.threads
         if n_batch % EXACT_BLOCK:
             raise ValueError(f"n_batch must be a multiple of {EXACT_BLOCK}, not {n_batch}")
-        if kv_cache not in KV_CACHE_TYPES:
-            raise ValueError(f"kv_cache must be one of {', '.join(KV_CACHE_TYPES)}, not {kv_cache}")
-        type_k, type_v = (getattr(llama_cpp, f"GGML_TYPE_{t}") for t in KV_CACHE_TYPES[kv_cache])
+        type_k, type_v = ggml_types(kv_cache)
         self.gpu = plan_gpu_layers(n_gpu_layers)
         try:
             self.llama: Llama = Llama(
@@ -315,16 +268,7 @@ class LlamaModel:
 
     def kv_bytes(self) -> int:
         """Memory of the KV cache for the whole context: what one conversation costs."""
-        meta = self.metadata
-        arch = meta.get("general.architecture", "llama")
-
-        def number(key: str, default: int = 0) -> int:
-            return int(meta.get(f"{arch}.{key}", default))
-
-        heads = number("attention.head_count", 1) or 1
-        kv_dim = number("embedding_length") // heads * number("attention.head_count_kv", heads)
-        per_position = sum(_BYTES_PER_VALUE[name] for name in KV_CACHE_TYPES[self.kv_cache])
-        return int(number("block_count") * self.n_ctx * kv_dim * per_position)
+        return kv_cache_bytes(self.metadata, self.n_ctx, self.kv_cache)
 
     def next_token_entropy(self) -> float:
         """Entropy (nats) of the next-token distribution after the cached context."""

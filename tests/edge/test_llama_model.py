@@ -9,7 +9,7 @@ import pytest
 
 from edge.llama import LlamaModel
 from edge.llama.chat import render_chat
-from edge.llama.model import KV_CACHE_TYPES
+from edge.llama.kv_cache import KV_CACHE_TYPES
 from protocol.errors import ContextOverflow, ModelUnavailable
 from protocol.sampling import SamplingParams
 

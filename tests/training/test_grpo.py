@@ -14,7 +14,8 @@ from edge.core.relay import RelayLimits
 from protocol.sampling import SamplingParams
 from training.config import load_config
 from training.grpo import RelayRollout, train_grpo
-from training.hf_backend import HFBatch, HFChat, HFModel
+from training.hf_backend import HFBatch, HFModel
+from training.hf_text import HFChat
 from training.metrics import MetricsLog
 from training.models import LoadedSLM
 from training.problems import Problem, messages_for

@@ -18,7 +18,9 @@ from edge.core.relay import RelayLimits
 from edge.llama import LlamaChat, LlamaModel
 from protocol.sampling import SamplingParams
 from training.export import parity
-from training.hf_backend import HFBatch, HFChat, HFModel, sample_token
+from training.hf_backend import HFBatch, HFModel
+from training.hf_sampling import sample_token
+from training.hf_text import HFChat
 from training.models import LoadedSLM
 
 GREEDY = SamplingParams(temperature=0.0)

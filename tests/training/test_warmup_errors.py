@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edge.core.prompt import build_prompt
-from training.hf_backend import HFChat
+from training.hf_text import HFChat
 from training.models import LoadedSLM
 from training.problems import Problem, messages_for
 from training.warmup_errors import (

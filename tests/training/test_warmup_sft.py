@@ -17,7 +17,8 @@ from edge.llama import LlamaChat, LlamaModel
 from protocol.calls import strip_calls
 from protocol.sampling import SamplingParams
 from training.config import load_config
-from training.hf_backend import HFBatch, HFChat, HFCodec
+from training.hf_backend import HFBatch
+from training.hf_text import HFChat, HFCodec
 from training.metrics import MetricsLog
 from training.models import LoadedSLM
 from training.problems import Problem, messages_for

@@ -6,7 +6,7 @@ seed gives, so a change here changes the problems of runs already made.
 
 from __future__ import annotations
 
-from training.stories.writer import NAMES, Family, Story
+from training.stories.writer import NAMES, Family, Story, Then, between, part_of_value
 
 __all__ = ["TRAIN_FAMILIES"]
 
@@ -115,13 +115,12 @@ def _travel(story: Story, level: int) -> str:
     speed = story.rng.randint(3, 20) * (5 if vehicle in ("train", "car") else 1)
     story.say(MOVES, vehicle=vehicle, speed=speed, hours=hours)
     story.step("Distance in the first part", f"{speed} * {hours}", speed * hours)
-    if level >= 2:
-        story.then(FURTHER, "Adding the extra distance", "+", more=story.rng.randint(5, 40))
-    if level >= 3:
-        back = story.rng.randint(1, story.value - 1)
-        story.then(TURN_BACK, "Net distance from the start", "-", back=back)
-    if level >= 4:
-        story.then(REPEAT_TRIP, "Twice the trip", "*", trips=2)
+    story.continue_to(
+        level,
+        Then(FURTHER, "Adding the extra distance", "+", more=between(5, 40)),
+        Then(TURN_BACK, "Net distance from the start", "-", back=part_of_value),
+        Then(REPEAT_TRIP, "Twice the trip", "*", trips=2),
+    )
     return story.ask(HOW_FAR)
 
 
@@ -129,12 +128,12 @@ def _savings(story: Story, level: int) -> str:
     weekly, weeks = story.rng.randint(3, 25), story.rng.randint(2, 8)
     story.say(SAVES, name=story.pick(NAMES), weekly=weekly, weeks=weeks)
     story.step("Money saved", f"{weekly} * {weeks}", weekly * weeks)
-    if level >= 2:
-        story.then(GIFT, "With the gift", "+", gift=story.rng.randint(5, 50))
-    if level >= 3:
-        story.then(PRESENT, "After the present", "-", spent=story.rng.randint(1, story.value - 1))
-    if level >= 4:
-        story.then(MATCHED, "Tripled", "*", match=3)
+    story.continue_to(
+        level,
+        Then(GIFT, "With the gift", "+", gift=between(5, 50)),
+        Then(PRESENT, "After the present", "-", spent=part_of_value),
+        Then(MATCHED, "Tripled", "*", match=3),
+    )
     return story.ask(HOW_RICH)
 
 
@@ -143,13 +142,12 @@ def _rows(story: Story, level: int) -> str:
     story.say(ROWS, name=story.pick(NAMES), things=story.pick(THINGS), rows=rows,
               per_row=per_row, place=place)  # fmt: skip
     story.step("Items in the rows", f"{rows} * {per_row}", rows * per_row)
-    if level >= 2:
-        story.then(BESIDE, "Adding the ones beside", "+", extra=story.rng.randint(2, 20))
-    if level >= 3:
-        taken = story.rng.randint(1, story.value - 1)
-        story.then(VISITORS, "After the visitors", "-", taken=taken)
-    if level >= 4:
-        story.then(SECOND, f"Two of the {place}s", "*", copies=2)
+    story.continue_to(
+        level,
+        Then(BESIDE, "Adding the ones beside", "+", extra=between(2, 20)),
+        Then(VISITORS, "After the visitors", "-", taken=part_of_value),
+        Then(SECOND, f"Two of the {place}s", "*", copies=2),
+    )
     return story.ask(HOW_MANY_LEFT)
 
 

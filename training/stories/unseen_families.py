@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from training.stories.writer import NAMES, Family, Story
+from training.stories.writer import NAMES, Draw, Family, Story, Then, between, part_of_value
 
 __all__ = ["UNSEEN_FAMILIES"]
 
@@ -115,14 +115,21 @@ EGG_ASKS = (
 )  # fmt: skip
 
 
-def _leaving_multiple(story: Story, value: int, size: int) -> int:
-    """How many to take from ``value`` (at least one) so that a multiple of ``size`` is left."""
-    return value - size * story.rng.randint(1, (value - 1) // size)
+def _leaving_multiple_of(size: int) -> Draw:
+    """How many to take from the running value (at least one) so that a multiple of ``size``
+    is left."""
+    return lambda story: story.value - size * story.rng.randint(1, (story.value - 1) // size)
 
 
-def _divisor(story: Story, value: int) -> int:
-    """A number of equal shares (2-6) that ``value`` splits into exactly."""
-    return story.rng.choice([m for m in range(2, 7) if value % m == 0])
+def _making_multiple_of(size: int) -> Draw:
+    """How many to add to the running value (at least one) so that a multiple of ``size``
+    results."""
+    return lambda story: size - story.value % size + size * story.rng.randint(0, 3)
+
+
+def _equal_shares(story: Story) -> int:
+    """A number of equal shares (2-6) that the running value splits into exactly."""
+    return story.rng.choice([m for m in range(2, 7) if story.value % m == 0])
 
 
 def _ask(story: Story, asks: Sequence[Sequence[str]], level: int) -> str:
@@ -134,12 +141,12 @@ def _bakery(story: Story, level: int) -> str:
     story.say(BAKES, name=story.pick(NAMES), pastries=pastries, batches=batches, per=per)
     story.step(f"The {pastries} baked", f"{batches} * {per}", batches * per)
     size = story.rng.choice([2, 3, 4, 6])
-    if level >= 2:
-        story.then(SOLD, "Still unsold", "-", sold=_leaving_multiple(story, story.value, size))
-    if level >= 3:
-        story.then(BOXED, f"Boxes of {size}", "/", size=size)
-    if level >= 4:
-        story.then(CAFE, "Money for the boxes", "*", price=story.rng.randint(4, 15))
+    story.continue_to(
+        level,
+        Then(SOLD, "Still unsold", "-", sold=_leaving_multiple_of(size)),
+        Then(BOXED, f"Boxes of {size}", "/", size=size),
+        Then(CAFE, "Money for the boxes", "*", price=between(4, 15)),
+    )
     return _ask(story, BAKERY_ASKS, level)
 
 
@@ -148,13 +155,12 @@ def _library(story: Story, level: int) -> str:
     story.say(OPENS, name=story.pick(NAMES), street=story.pick(STREETS), n=n)
     story.value = n
     story.then(LOANS, "Books left after the loans", "-", out=story.rng.randint(1, n // 2))
-    if level >= 2:
-        back = carts - story.value % carts + carts * story.rng.randint(0, 3)
-        story.then(RETURNS, "After the returns", "+", back=back)
-    if level >= 3:
-        story.then(CARTS, "Books on each cart", "/", carts=carts)
-    if level >= 4:
-        story.then(READING, "Books on the moved carts", "*", moved=story.rng.randint(2, carts - 1))
+    story.continue_to(
+        level,
+        Then(RETURNS, "After the returns", "+", back=_making_multiple_of(carts)),
+        Then(CARTS, "Books on each cart", "/", carts=carts),
+        Then(READING, "Books on the moved carts", "*", moved=between(2, carts - 1)),
+    )
     return _ask(story, LIBRARY_ASKS, level)
 
 
@@ -163,12 +169,12 @@ def _garden(story: Story, level: int) -> str:
     per = story.rng.randint(4, 15)
     story.say(PLANTS, name=story.pick(NAMES), crop=crop, produce=produce, beds=beds, per=per)
     story.step("Seedlings planted", f"{beds} * {per}", beds * per)
-    if level >= 2:
-        story.then(WILT, "Plants that survive", "-", died=story.rng.randint(2, story.value // 3))
-    if level >= 3:
-        story.then(YIELDS, "The harvest", "*", k=story.rng.randint(2, 6))
-    if level >= 4:
-        story.then(SHARES, "One household's share", "/", m=_divisor(story, story.value))
+    story.continue_to(
+        level,
+        Then(WILT, "Plants that survive", "-", died=lambda s: s.rng.randint(2, s.value // 3)),
+        Then(YIELDS, "The harvest", "*", k=between(2, 6)),
+        Then(SHARES, "One household's share", "/", m=_equal_shares),
+    )
     return _ask(story, GARDEN_ASKS, level)
 
 
@@ -177,13 +183,12 @@ def _bus(story: Story, level: int) -> str:
     story.say(DEPOT, name=story.pick(NAMES), n=n)
     story.value = n
     story.then(BOARD, "Riders after the first stop", "+", on=story.rng.randint(2, 12))
-    if level >= 2:
-        off = story.rng.randint(1, story.value - 1)
-        story.then(ALIGHT, "Riders after some get off", "-", off=off)
-    if level >= 3:
-        story.then(FANS, "With the fans aboard", "*", f=story.rng.randint(2, 3))
-    if level >= 4:
-        story.then(GROUPS, "People in each group", "/", m=_divisor(story, story.value))
+    story.continue_to(
+        level,
+        Then(ALIGHT, "Riders after some get off", "-", off=part_of_value),
+        Then(FANS, "With the fans aboard", "*", f=between(2, 3)),
+        Then(GROUPS, "People in each group", "/", m=_equal_shares),
+    )
     return _ask(story, BUS_ASKS, level)
 
 
@@ -192,13 +197,12 @@ def _tank(story: Story, level: int) -> str:
     story.say(PUMPS, name=story.pick(NAMES), rate=rate, minutes=minutes)
     story.step("Litres pumped in", f"{rate} * {minutes}", rate * minutes)
     k = story.rng.randint(2, 5)
-    if level >= 2:
-        leak = _leaving_multiple(story, story.value, k)
-        story.then(DRAINS, "Litres left in the tank", "-", leak=leak)
-    if level >= 3:
-        story.then(BARRELS, "Litres in each barrel", "/", k=k)
-    if level >= 4:
-        story.then(RAIN, "After the rain", "+", rain=story.rng.randint(1, 9))
+    story.continue_to(
+        level,
+        Then(DRAINS, "Litres left in the tank", "-", leak=_leaving_multiple_of(k)),
+        Then(BARRELS, "Litres in each barrel", "/", k=k),
+        Then(RAIN, "After the rain", "+", rain=between(1, 9)),
+    )
     return _ask(story, TANK_ASKS, level)
 
 
@@ -208,12 +212,12 @@ def _eggs(story: Story, level: int) -> str:
     evening = size * cartons - morning
     story.say(LAYS, name=story.pick(NAMES), morning=morning, evening=evening)
     story.step("Eggs collected", f"{morning} + {evening}", size * cartons)
-    if level >= 2:
-        story.then(CARTONS, f"Cartons of {size}", "/", size=size)
-    if level >= 3:
-        story.then(KITCHEN, "Cartons left to sell", "-", given=story.rng.randint(1, cartons - 1))
-    if level >= 4:
-        story.then(MARKET, "Money at the market", "*", price=story.rng.randint(2, 7))
+    story.continue_to(
+        level,
+        Then(CARTONS, f"Cartons of {size}", "/", size=size),
+        Then(KITCHEN, "Cartons left to sell", "-", given=between(1, cartons - 1)),
+        Then(MARKET, "Money at the market", "*", price=between(2, 7)),
+    )
     return _ask(story, EGG_ASKS, level)
 
 

@@ -6,7 +6,7 @@ import operator
 import random
 from collections.abc import Callable, Sequence
 
-__all__ = ["NAMES", "Family", "Story"]
+__all__ = ["NAMES", "Draw", "Family", "Story", "Then", "between", "part_of_value"]
 
 NAMES = (
     "Ava", "Liam", "Noor", "Mateo", "Yuki", "Kofi", "Priya", "Lars", "Amara", "Chen",
@@ -55,6 +55,38 @@ class Story:
             raise ValueError(f"{self.value} does not divide by {number}")
         self.say(wording, **operand)
         self.step(reason, f"{self.value} {op} {number}", OPERATIONS[op](self.value, number))
+
+    def continue_to(self, level: int, *later: Then) -> None:
+        """Write the first ``level - 1`` of the ``later`` sentences, each with its step: a
+        story of a level takes that many steps, and its opening took the first."""
+        for then in later[: level - 1]:
+            number = then.number(self) if callable(then.number) else then.number
+            self.then(then.wording, then.reason, then.op, **{then.name: number})
+
+
+Draw = Callable[[Story], int]
+"""A number drawn when its sentence is written, from the story as it stands by then."""
+
+
+class Then:
+    """A later sentence of a story, with one new number (given, or a :data:`Draw`), and the
+    step it asks for (see :meth:`Story.then`)."""
+
+    def __init__(
+        self, wording: str | Sequence[str], reason: str, op: str, **operand: int | Draw
+    ) -> None:
+        ((self.name, self.number),) = operand.items()
+        self.wording, self.reason, self.op = wording, reason, op
+
+
+def between(low: int, high: int) -> Draw:
+    """A number from ``low`` to ``high``, both included."""
+    return lambda story: story.rng.randint(low, high)
+
+
+def part_of_value(story: Story) -> int:
+    """A number from 1 to one less than the running value."""
+    return story.rng.randint(1, story.value - 1)
 
 
 Family = Callable[[Story, int], str]
