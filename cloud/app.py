@@ -22,11 +22,12 @@ from cloud.metrics import CloudMetrics, RequestCounter
 from cloud.quota import Quota
 from cloud.serving import Admission, OutputLimits, Response, serve_chat, serve_completion
 from cloud.settings import CloudSettings
-from cloud.state import StateStore, open_store
+from cloud.state import open_store
 from edge.openai_compat import tracing
 from edge.openai_compat.logs import RequestLog
 from edge.openai_compat.metrics import add_metrics_route
 from edge.openai_compat.server import add_error_handlers, error_responses, until_disconnected
+from edge.reservations import ReservationStore
 from protocol.errors import Overloaded, RateLimited
 from protocol.wire import ChatCompletionRequest, CompletionRequest, ModelCard, ModelList
 
@@ -69,7 +70,7 @@ def build_engine(settings: CloudSettings) -> Engine:
 def create_app(
     settings: CloudSettings,
     engine: Engine | None = None,
-    store: StateStore | None = None,
+    store: ReservationStore | None = None,
     keys: tuple[tuple[KeyPolicy, ...], Limits] | None = None,
 ) -> FastAPI:
     """The endpoint for ``settings``; ``engine``, ``store`` and ``keys`` (as

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge.openai_compat.server import key_digest
+from edge.reservations import Price
 from protocol.errors import SetupError
 
 if sys.version_info >= (3, 11):
@@ -52,11 +53,15 @@ _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 class Limits(BaseModel):
-    """Budgets (per UTC day), a request rate and prices of one key; ``None``: unlimited."""
+    """Budgets (per UTC day), a request rate and prices of one key; ``None``: unlimited.
+
+    The prices keep the keys file's names; :attr:`price` is them as a :class:`Price`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    tokens_per_day: int | None = Field(None, ge=0, description="Prompt + completion tokens.")
+    tokens_per_day: int | None = Field(
+        None, ge=0, description="Tokens generated (completion); the prompt counts in dollars."
+    )
     requests_per_minute: int | None = Field(None, ge=0, description="Over any 60 seconds.")
     usd_per_day: float | None = Field(None, ge=0, description="Dollars at the prices below.")
     price_prompt_usd_per_mtok: float = Field(0.0, ge=0, description="$ per 1M prompt tokens.")
@@ -67,12 +72,12 @@ class Limits(BaseModel):
         own = self.model_dump(include=set(Limits.model_fields), exclude_unset=True)
         return Limits(**{**base.model_dump(), **own})
 
-    def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float:
-        """What the tokens cost at this key's prices."""
-        return (
-            prompt_tokens * self.price_prompt_usd_per_mtok
-            + completion_tokens * self.price_completion_usd_per_mtok
-        ) / 1e6
+    @property
+    def price(self) -> Price:
+        """This key's prices as the one price model the budgets use."""
+        return Price(
+            prompt=self.price_prompt_usd_per_mtok, completion=self.price_completion_usd_per_mtok
+        )
 
 
 class _Entry(Limits):

@@ -32,13 +32,14 @@ def usage(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Print what each key used per UTC day (settled requests; reservations as unsettled)."""
-    from cloud.state import open_store, utc_day
+    from cloud.state import key_usage, open_store
+    from edge.reservations import periods
     from protocol.errors import RelayError
 
     try:
         store = open_store(state_url)
         try:
-            rows = store.usage(utc_day(time.time() - (days - 1) * 86400))
+            rows = key_usage(store, periods(time.time() - (days - 1) * 86400)[0])
         finally:
             store.close()
     except RelayError as exc:

@@ -20,8 +20,9 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cloud.keys import KeyPolicy
-from cloud.state import StateStore, utc_day
+from cloud.state import key_usage
 from edge.openai_compat.metrics import LATENCY_BUCKETS
+from edge.reservations import ReservationStore, periods
 
 __all__ = ["CloudMetrics", "RequestCounter"]
 
@@ -75,7 +76,7 @@ class CloudMetrics:
         self,
         *,
         queue: Callable[[], float],
-        store: Callable[[], StateStore | None],
+        store: Callable[[], ReservationStore | None],
         keys: Sequence[KeyPolicy],
     ) -> None:
         """Read when Prometheus scrapes: the queue depth, and each key's use of its budget
@@ -121,22 +122,24 @@ class RequestCounter:
 
 
 class _Budgets(Collector):
-    def __init__(self, store: Callable[[], StateStore | None], keys: Sequence[KeyPolicy]) -> None:
+    def __init__(
+        self, store: Callable[[], ReservationStore | None], keys: Sequence[KeyPolicy]
+    ) -> None:
         self._store, self._keys = store, keys
 
     def collect(self) -> Iterable[Any]:
         used = GaugeMetricFamily(
-            "relayllm_cloud_budget_used", "Each key's use today (UTC): tokens (prompt and "
-            "completion) or US dollars.", labels=["key", "unit"])  # fmt: skip
+            "relayllm_cloud_budget_used", "Each key's use today (UTC): tokens generated "
+            "(completion) or US dollars.", labels=["key", "unit"])  # fmt: skip
         left = GaugeMetricFamily("relayllm_cloud_budget_left", "What each key's daily "
                                  "budget still allows.", labels=["key", "unit"])  # fmt: skip
         store = self._store()
         if store is not None:
-            day = utc_day(time.time())
-            today = {u.key: u for u in store.usage(day) if u.day == day}
+            day = periods(time.time())[0]
+            today = {u.key: u for u in key_usage(store, day) if u.day == day}
             for key in self._keys:
                 use = today.get(key.name)
-                tokens = use.prompt_tokens + use.completion_tokens if use else 0
+                tokens = use.completion_tokens if use else 0  # what tokens_per_day counts
                 usd = use.usd if use else 0.0
                 used.add_metric([key.name, "tokens"], tokens)
                 used.add_metric([key.name, "usd"], usd)

@@ -1,12 +1,15 @@
 """Per-key budgets and request rates around the engine's delta stream: reserve, generate, settle.
 
 Before the engine starts, the request's worst case is reserved in the state
-store: a bound on its prompt (UTF-8 bytes, which no byte-level tokenizer
-exceeds, plus room for the chat template) and its ``max_tokens`` (the
-server's ``--max-output-tokens`` when the request sets none). When the key's
-tokens or dollars left for the UTC day cannot cover that, ``max_tokens``
-shrinks to what is left; with nothing left, or over the key's requests per
-minute, the request is refused with :class:`RateLimited` (429, Retry-After).
+store (:class:`~edge.reservations.ReservationStore`): a bound on its prompt
+(UTF-8 bytes, which no byte-level tokenizer exceeds, plus room for the chat
+template) and its ``max_tokens`` (the server's ``--max-output-tokens`` when the
+request sets none). A key's ``tokens_per_day`` counts the tokens generated
+(completion tokens); its ``usd_per_day`` the prompt too, at its prices. When
+what is left for the UTC day cannot cover ``max_tokens``, it shrinks to what is
+left (:func:`edge.reservations.room`); with nothing left, or over the key's
+requests per minute, the request is refused with :class:`RateLimited` (429,
+Retry-After).
 When the stream ends, fails or is abandoned, the reservation is settled in
 ``finally`` with the engine's counts; a stream cut before its last delta is
 charged its prompt bound and one token per piece of text sent.
@@ -20,7 +23,6 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -28,10 +30,18 @@ import anyio
 import anyio.to_thread
 
 from cloud.engine import Delta, Generation
-from cloud.keys import KeyPolicy, Limits
-from cloud.state import Claim, StateStore, Window
+from cloud.keys import KeyPolicy
 from edge.openai_compat import tracing
 from edge.openai_compat.logs import annotate
+from edge.reservations import (
+    Claim,
+    Recent,
+    ReservationStore,
+    Spend,
+    Spending,
+    room,
+    until_next_day,
+)
 from protocol.errors import RateLimited
 from protocol.wire import ChatMessage, Usage
 
@@ -69,26 +79,25 @@ def chat_bound(messages: Sequence[ChatMessage]) -> int:
     return sum(per_message) + _TEMPLATE_TOKENS
 
 
-def grant(key: KeyPolicy, window: Window, prompt: int, worst: int, now: float) -> int:
-    """How many tokens the request may generate (``≤ worst``); :class:`RateLimited` if none."""
+def grant(key: KeyPolicy, spent: Spend, recent: Recent, prompt: int, worst: int, now: float) -> int:
+    """How many tokens the request may generate (``≤ worst``), given the key's ``spent`` today
+    and its ``recent`` requests (the last minute); :class:`RateLimited` if none."""
     limits, name = key.limits, key.name
     rpm = limits.requests_per_minute
-    if rpm is not None and window.requests_last_minute >= rpm:
-        wait = max(1.0, (window.oldest_in_minute or now) + 60.0 - now)
+    if rpm is not None and recent.calls >= rpm:
+        wait = max(1.0, (recent.oldest or now) + 60.0 - now)
         raise RateLimited(
             f"key {name!r} is over its requests_per_minute limit of {rpm}; "
             f"try again in {math.ceil(wait)} s",
             limit="requests_per_minute", retry_after_s=wait,
         )  # fmt: skip
-    room = {"max_tokens": worst}
-    if limits.tokens_per_day is not None:
-        room["tokens_per_day"] = limits.tokens_per_day - window.tokens_today - prompt
-    if limits.usd_per_day is not None:
-        room["usd_per_day"] = _affordable(limits, limits.usd_per_day - window.usd_today, prompt)
-    binding = min(room, key=lambda limit: room[limit])
-    if room[binding] >= 1:
-        return min(room[binding], worst)
-    wait = _until_midnight(now)
+    left = room(spent, tokens=limits.tokens_per_day, usd=limits.usd_per_day,
+                price=limits.price, prompt_tokens=prompt)  # fmt: skip
+    room_of = {"max_tokens": worst, **{f"{unit}_per_day": n for unit, n in left.items()}}
+    binding = min(room_of, key=lambda limit: room_of[limit])
+    if room_of[binding] >= 1:
+        return min(room_of[binding], worst)
+    wait = until_next_day(now)
     cap = {"tokens_per_day": f"{limits.tokens_per_day} tokens",
            "usd_per_day": f"${limits.usd_per_day or 0:.2f}"}.get(binding, binding)  # fmt: skip
     raise RateLimited(
@@ -103,7 +112,7 @@ class Quota:
 
     def __init__(
         self,
-        store: StateStore,
+        store: ReservationStore,
         *,
         default_max_tokens: int,
         threads: int = 8,
@@ -166,12 +175,13 @@ class Quota:
         return tracing.started("relayllm-cloud", f"{operation} {model}", attributes=attributes)
 
     async def _reserve(self, key: KeyPolicy, prompt: int, worst: int) -> tuple[int, Claim]:
-        def decide(window: Window) -> Claim:
-            granted = grant(key, window, prompt, worst, now)
-            return Claim(prompt, granted, key.limits.cost_usd(prompt, granted))
+        def decide(spending: Spending) -> Claim:
+            spent, recent = spending.spend("day", key.name), spending.recent(key.name, 60.0)
+            granted = grant(key, spent, recent, prompt, worst, now)
+            return Claim(granted, key.limits.price.cost(prompt, granted), prompt_tokens=prompt)
 
         now = time.time()
-        reserve = partial(self.store.reserve, key.name, now, decide)
+        reserve = partial(self.store.reserve, key.name, decide, now=now)
         reserving = asyncio.ensure_future(anyio.to_thread.run_sync(reserve, limiter=self._limiter))
         try:
             return await asyncio.shield(reserving)
@@ -183,7 +193,10 @@ class Quota:
         if reserving.cancelled() or reserving.exception() is not None:
             return
         try:
-            self.store.settle(reserving.result()[0], 0, 0, 0.0)
+            self.store.settle(
+                reserving.result()[0], prompt_tokens=0, completion_tokens=0, usd=0.0,
+                outcome="cancelled",
+            )  # fmt: skip
         except Exception:
             log.exception("could not undo a reservation of a request that was cancelled")
 
@@ -196,8 +209,9 @@ class Quota:
             prompt, completion = 0, 0
         else:
             prompt, completion = claim.prompt_tokens, min(pieces, claim.completion_tokens)
-        usd = key.limits.cost_usd(prompt, completion)
-        settle = partial(self.store.settle, row, prompt, completion, usd)
+        usd = key.limits.price.cost(prompt, completion)
+        settle = partial(self.store.settle, row, prompt_tokens=prompt,
+                         completion_tokens=completion, usd=usd)  # fmt: skip
         try:
             await anyio.to_thread.run_sync(settle, limiter=self._limiter)
         except Exception:
@@ -207,21 +221,6 @@ class Quota:
         annotate(prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached)
         if self.metrics is not None:
             self.metrics.settled(key.name, prompt, completion, cached)
-
-
-def _affordable(limits: Limits, usd_left: float, prompt: int) -> int:
-    left = usd_left - limits.cost_usd(prompt, 0)
-    if left <= 0:
-        return 0
-    if limits.price_completion_usd_per_mtok == 0:
-        return 2**31
-    return math.floor(left * 1e6 / limits.price_completion_usd_per_mtok)
-
-
-def _until_midnight(now: float) -> float:
-    moment = datetime.fromtimestamp(now, tz=timezone.utc)
-    midnight = (moment + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    return max(1.0, (midnight - moment).total_seconds())
 
 
 def _duration(seconds: float) -> str:

@@ -4,7 +4,9 @@
 - ``llama``: the llama.cpp backend (GGUF models, chat prompts, bundled models);
 - ``clouds``: the guarded cloud client, one HTTP module per API family;
 - ``app``: the device app (runtime, settings, ledger, metrics, server, ``relay`` CLI);
-- ``openai_compat``: OpenAI-compatible HTTP both servers share (relay serve, relay-cloud).
+- ``openai_compat``: OpenAI-compatible HTTP both servers share (relay serve, relay-cloud);
+- ``reservations``: the reservation store both budgets keep their spend in (the device's
+  ledger, relay-cloud's per-key quotas), on SQLite or PostgreSQL.
 
 Never imports torch or transformers; llama_cpp is imported only when a model is loaded.
 The names below are the relay core's.

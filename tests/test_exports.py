@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(
-    "package", ["protocol", "edge", "edge.llama", "edge.clouds", "cloud", "training"]
+    "package",
+    ["protocol", "edge", "edge.llama", "edge.clouds", "edge.reservations", "cloud", "training"],
 )
 def test_every_exported_name_exists(package: str) -> None:
     module = importlib.import_module(package)
@@ -92,7 +93,14 @@ def imported_modules(package: str) -> set[str]:
 ALLOWED = {
     "protocol": {"protocol"},
     "edge": {"protocol", "edge"},
-    "cloud": {"protocol", "cloud", "edge.llama", "edge.openai_compat", "edge.core.local_model"},
+    "cloud": {
+        "protocol",
+        "cloud",
+        "edge.llama",
+        "edge.openai_compat",
+        "edge.core.local_model",
+        "edge.reservations",
+    },
     "training": {"protocol", "edge", "training"},
 }
 
@@ -106,12 +114,14 @@ EDGE_PARTS = {
         "edge.clouds",
         "edge.core",
         "edge.openai_compat",
-        "edge.app.ledger",
+        "edge.reservations",
     },
+    "edge/reservations": {"protocol", "edge.reservations"},
     "edge/app": {"protocol", "edge"},
 }
 """Inside ``edge``: the relay core needs nobody; the backend and the cloud client implement
-its interfaces; the shared HTTP layer stands alone; only the device app sees every part."""
+its interfaces; the shared HTTP layer and the reservation store (budgets: the device's and
+relay-cloud's) stand alone; only the device app sees every part."""
 
 
 def _outside(used: set[str], allowed: set[str]) -> list[str]:

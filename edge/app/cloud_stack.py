@@ -6,10 +6,14 @@ Outermost first::
     CloudChain        each call goes to the first cloud that answers
       per cloud:
       FallbackCloud   a failure ends the call (the chain moves on; after the last, the SLM)
-      BudgetedCloud   reserve the worst case against the device's and the cloud's caps, settle
       CircuitBreaker  skip the cloud after repeated outages or while it asked to wait
+      BudgetedCloud   reserve the worst case against the device's and the cloud's caps, settle
       AuditedCloud    write each request body to the audit log as it leaves
       HttpCloud       stream from the cloud in its API family
+
+The breaker comes before the budget, so a cloud skipped while its breaker is open costs no
+reservation; a call the budget refuses is no outage to the breaker. Every budget bills the
+one ledger it is given (the runtime's, :attr:`edge.app.runtime.Relay.ledger`).
 
 ``offline`` replaces all of it with :class:`OfflineCloud`, which opens no socket.
 """
@@ -93,23 +97,21 @@ def build_cloud(settings: EdgeSettings, *, ledger: Ledger | None = None) -> Clou
     """The guarded cloud client for ``settings`` (see the module docstring)."""
     if settings.offline:
         return OfflineCloud()
-    ledger = ledger or Ledger(settings.resolved_ledger_path())
+    ledger = Ledger(settings.resolved_ledger_path()) if ledger is None else ledger
     answers = AnswerTally()
     audit = audit_log(settings)
     chain: list[tuple[str, CloudClient]] = []
     guarded: list[GuardedCloud] = []
     for cloud, http in zip(settings.cloud_list(), http_clouds(settings)):
-        breaker = CircuitBreaker(
-            AuditedCloud(http, audit),
-            failures=settings.breaker_failures,
-            cooldown_s=settings.breaker_cooldown_s,
-        )
         budgeted = BudgetedCloud(
-            breaker, ledger, caps=settings.caps, price=settings.price_of(cloud),
+            AuditedCloud(http, audit), ledger, caps=settings.caps, price=settings.price_of(cloud),
             endpoint=http.base_url, model=_model_of(http), cloud=http.name,
             cloud_caps=cloud.caps, answers=answers,
         )  # fmt: skip
-        chain.append((http.name, FallbackCloud(budgeted, cloud=http.name)))
+        breaker = CircuitBreaker(
+            budgeted, failures=settings.breaker_failures, cooldown_s=settings.breaker_cooldown_s
+        )
+        chain.append((http.name, FallbackCloud(breaker, cloud=http.name)))
         guarded.append(GuardedCloud(http.name, http, breaker))
     client: CloudClient = CloudChain(chain, max_attempts=settings.max_attempts)
     if settings.max_context_tokens is not None:

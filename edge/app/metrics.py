@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -21,6 +21,9 @@ from prometheus_client.registry import Collector
 from edge.app.settings import EdgeSettings
 from edge.openai_compat.metrics import LATENCY_BUCKETS
 from protocol.events import CallFinished, CallStarted, DoneEvent, RelayEvent, TextEvent
+
+if TYPE_CHECKING:
+    from edge.app.ledger import Ledger
 
 __all__ = ["EdgeMetrics", "cap_spend"]
 
@@ -161,16 +164,13 @@ class _Scraped(Collector):
 
 
 def cap_spend(
-    settings: EdgeSettings, names: list[str]
+    ledger: Ledger | None, settings: EdgeSettings, names: list[str]
 ) -> dict[tuple[str, str], tuple[float, float | None]]:
     """``(used, limit)`` of every daily and monthly cap, all clouds together (``all``) and
     each cloud with caps of its own (``names``: the clouds' names, in the settings' order),
-    from the ledger (reservations under way included)."""
-    from edge.app.ledger import Ledger
-
-    if settings.offline:
+    from the relay's ``ledger`` (reservations under way included; ``None``: offline)."""
+    if ledger is None:
         return {}
-    ledger = Ledger(settings.resolved_ledger_path())
     found: dict[tuple[str, str], tuple[float, float | None]] = {}
     for period in ("day", "month"):
         spent = ledger.spend(period)

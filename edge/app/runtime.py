@@ -1,7 +1,8 @@
 """Assembles the relay from settings: the SLM, its chat format, the policy and the guarded cloud.
 
 The cloud stack is :func:`edge.app.cloud_stack.build_cloud`'s: a privacy cap, then
-the clouds in order, each behind its own fallback, budget and breaker.
+the clouds in order, each behind its own fallback, breaker and budget, all billing the one
+ledger the relay owns (:attr:`Relay.ledger`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import importlib
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from functools import partial
+from typing import TYPE_CHECKING
 
 from edge.app.settings import EdgeSettings
 from edge.core.cloud import CloudClient
@@ -23,19 +25,23 @@ from edge.openai_compat import tracing
 from protocol.events import RelayEvent
 from protocol.sampling import SamplingParams
 
+if TYPE_CHECKING:
+    from edge.app.ledger import Ledger
+
 __all__ = ["Relay", "build_cloud", "build_relay", "load_slm", "policy_for"]
 
 
-def build_cloud(settings: EdgeSettings) -> CloudClient:
-    """The guarded cloud client for ``settings`` (:func:`edge.app.cloud_stack.build_cloud`);
-    offline, no HTTP stack is even imported."""
+def build_cloud(settings: EdgeSettings, *, ledger: Ledger | None = None) -> CloudClient:
+    """The guarded cloud client for ``settings`` (:func:`edge.app.cloud_stack.build_cloud`),
+    billing ``ledger`` (default: the settings' own, opened here); offline, no HTTP stack is
+    even imported."""
     if settings.offline:
         from edge.clouds.fallback import OfflineCloud
 
         return OfflineCloud()
     from edge.app.cloud_stack import build_cloud as build
 
-    return build(settings)
+    return build(settings, ledger=ledger)
 
 
 def load_slm(settings: EdgeSettings) -> LlamaModel:
@@ -79,12 +85,32 @@ class Relay:
     and the policy chosen (``policy``: name, threshold and why)."""
 
     def __init__(
-        self, loop: RelayLoop, chat: LlamaChat, settings: EdgeSettings, policy: PolicyChoice
+        self,
+        loop: RelayLoop,
+        chat: LlamaChat,
+        settings: EdgeSettings,
+        policy: PolicyChoice,
+        ledger: Ledger | None = None,
     ) -> None:
         self.loop = loop
         self.chat = chat
         self.settings = settings
         self.policy = policy
+        self._ledger = ledger
+        self._ledger_lock = threading.Lock()
+
+    @property
+    def ledger(self) -> Ledger | None:
+        """The device's spend ledger, the one its clouds bill (opened once, on first use when
+        the cloud was given); ``None`` offline. The page and ``/metrics`` read it."""
+        if self.settings.offline:
+            return None
+        with self._ledger_lock:
+            if self._ledger is None:
+                from edge.app.ledger import Ledger
+
+                self._ledger = Ledger(self.settings.resolved_ledger_path())
+            return self._ledger
 
     @property
     def clouds(self) -> list[dict[str, str]]:
@@ -164,7 +190,12 @@ def build_relay(
         choice.name, threshold=choice.threshold, p=settings.random_p, n=settings.policy_call_tokens
     )
     tracer = partial(tracing.started, "relayllm-edge")
-    loop = RelayLoop(model, cloud or build_cloud(settings), policy, limits=limits,
+    ledger = None
+    if cloud is None and not settings.offline:
+        from edge.app.ledger import Ledger
+
+        ledger = Ledger(settings.resolved_ledger_path())
+    loop = RelayLoop(model, cloud or build_cloud(settings, ledger=ledger), policy, limits=limits,
                      sampling=sampling, tracer=tracer)  # fmt: skip
     chat = LlamaChat(model, enable_thinking=settings.enable_thinking)
-    return Relay(loop, chat, settings, choice)
+    return Relay(loop, chat, settings, choice, ledger)

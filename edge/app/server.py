@@ -100,7 +100,9 @@ class EdgeService:
         self.metrics.follow(
             queue=lambda: self.in_flight,
             clouds=lambda: relay.clouds,
-            spend=lambda: cap_spend(relay.settings, [c["name"] for c in relay.clouds]),
+            spend=lambda: cap_spend(
+                relay.ledger, relay.settings, [c["name"] for c in relay.clouds]
+            ),
         )
 
     async def answer(self, request: ChatCompletionRequest) -> AsyncIterator[RelayEvent]:
@@ -383,13 +385,11 @@ async def _reachable(client: httpx.AsyncClient, cloud: Any) -> dict[str, Any]:
 
 
 def _status(service: EdgeService) -> dict[str, Any]:
-    from edge.app.ledger import Ledger
-
     settings = service.relay.settings
     caps = settings.caps.model_dump()
     spend = {}
-    if not settings.offline:
-        ledger = Ledger(settings.resolved_ledger_path())
+    ledger = service.relay.ledger
+    if ledger is not None:
         for period in ("day", "month"):
             used = ledger.spend(period)
             spend[period] = {"tokens": used.tokens, "usd": used.usd, "calls": used.calls}

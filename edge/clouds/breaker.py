@@ -4,7 +4,8 @@ After ``failures`` consecutive outages (:class:`CloudUnavailable`: unreachable,
 timed out, 429, 5xx, a broken stream) the breaker opens: calls fail at once,
 without touching the network, for ``cooldown_s`` seconds. Then one probe call
 goes through; its success closes the breaker, its failure re-opens it. A
-request the cloud refuses (another 4xx) is not an outage and counts as neither.
+request the cloud refuses (another 4xx) is not an outage and counts as neither, nor
+does a call refused before it is sent (``outcome="refused"``: the budget inside).
 A 429 (or 503) with ``Retry-After`` cools the cloud down at once for that long:
 its calls are skipped, not retried, until the time it asked for has passed.
 """
@@ -54,7 +55,9 @@ class CircuitBreaker:
         try:
             for item in self.inner.stream(request):
                 yield item
-                if isinstance(item, CloudEnd):
+                if isinstance(item, CloudEnd) and item.outcome == "refused":
+                    self._release()  # refused on this side (the budget): the cloud is untried
+                elif isinstance(item, CloudEnd):
                     if item.outcome == "fallback":
                         self.last_error = item.reason
                     self._record(ok=item.outcome != "fallback")

@@ -1,10 +1,12 @@
 """Cost caps around one cloud: reserve the worst case, call, settle.
 
 Before a call, its worst-case cost (the context at the prompt price plus every
-granted token at the completion price) is reserved in the :class:`Ledger`
-against the device's caps (all clouds together: day, month, per answer) and the
-cloud's own caps (its rows only). When the caps cannot pay for the whole call,
-``max_tokens`` shrinks; at zero the call is refused. Afterwards the reservation
+granted token at the completion price) is reserved in the device's
+:class:`~edge.reservations.ReservationStore` (the ledger) against the device's caps
+(all clouds together: day, month, per answer) and the cloud's own caps (its rows
+only). Token caps count the tokens the cloud generates; dollar caps the prompt
+too. When the caps cannot pay for the whole call, ``max_tokens`` shrinks; at
+zero the call is refused. Afterwards the reservation
 is settled with what the provider reported (cached prompt tokens at their own
 price), even when the call failed half-way or the consumer went away; a call
 that failed before any text arrived bills nothing.
@@ -12,13 +14,11 @@ that failed before any text arrived bills nothing.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
-from edge.app.ledger import Ledger, Spending
 from edge.clouds.settings import CapSettings, Price
 from edge.core.cloud import (
     CloudBudget,
@@ -28,6 +28,7 @@ from edge.core.cloud import (
     CloudRequest,
     CloudText,
 )
+from edge.reservations import Claim, Period, ReservationStore, Spend, Spending, room
 
 __all__ = ["AnswerTally", "BudgetedCloud"]
 
@@ -58,7 +59,7 @@ class BudgetedCloud:
     def __init__(
         self,
         inner: CloudClient,
-        ledger: Ledger,
+        ledger: ReservationStore,
         *,
         caps: CapSettings,
         price: Price,
@@ -84,16 +85,17 @@ class BudgetedCloud:
 
     def stream(self, request: CloudRequest) -> Iterator[CloudItem]:
         limits: dict[str, int] = {}
-
-        def grant(spending: Spending) -> int:
-            limits.update(self._room(request, spending))
-            return min(limits.values(), default=request.max_tokens)
-
         worst = self.price.cost(request.context_tokens, request.max_tokens)
-        row, granted = self.ledger.reserve(
-            endpoint=self.endpoint, model=self._model(), tokens=request.max_tokens, usd=worst,
-            grant=grant, cloud=self.cloud,
-        )  # fmt: skip
+
+        def grant(spending: Spending) -> Claim:
+            limits.update(self._room(request, spending))
+            granted = min(limits.values())
+            return Claim(granted, worst * granted / request.max_tokens if granted else 0.0)
+
+        row, claim = self.ledger.reserve(
+            self.cloud, grant, endpoint=self.endpoint, model=self._model()
+        )
+        granted = claim.completion_tokens
         if granted < request.max_tokens:
             binding = min(limits, key=lambda name: limits[name])
             yield CloudBudget(request.max_tokens, granted, f"{binding} cap")
@@ -134,28 +136,32 @@ class BudgetedCloud:
         )  # fmt: skip
 
     def _room(self, request: CloudRequest, spending: Spending) -> dict[str, int]:
-        room = {"requested": request.max_tokens}
+        """Tokens each cap still allows, by the name a budget event gives it."""
+        room_of = {"requested": request.max_tokens}
         if self.caps.tokens_per_answer is not None:
-            room["per-answer"] = self.caps.tokens_per_answer - self.answers.get(request.answer_id)
-        for prefix, caps, day, month in (
-            ("", self.caps, spending.day, spending.month),
-            (f"{self.cloud} ", self.cloud_caps, spending.cloud_day, spending.cloud_month),
-        ):
-            if caps.tokens_per_day is not None:
-                room[f"{prefix}daily token"] = caps.tokens_per_day - day.tokens
-            if caps.tokens_per_month is not None:
-                room[f"{prefix}monthly token"] = caps.tokens_per_month - month.tokens
-            dollars = (("daily dollar", caps.usd_per_day, day.usd),
-                       ("monthly dollar", caps.usd_per_month, month.usd))  # fmt: skip
-            for name, cap, spent in dollars:
-                if cap is not None:
-                    room[prefix + name] = self._affordable(cap - spent, request.context_tokens)
-        return {name: max(0, value) for name, value in room.items()}
+            left = self.caps.tokens_per_answer - self.answers.get(request.answer_id)
+            room_of["per-answer"] = max(0, left)
+        for prefix, caps, account in (("", self.caps, None),
+                                      (f"{self.cloud} ", self.cloud_caps, self.cloud)):  # fmt: skip
+            left = {period: self._left(caps, period, spending.spend, account, request)
+                    for period in ("day", "month")}  # fmt: skip
+            for unit, name in (("tokens", "token"), ("usd", "dollar")):
+                for period, adjective in (("day", "daily"), ("month", "monthly")):
+                    if unit in left[period]:
+                        room_of[f"{prefix}{adjective} {name}"] = left[period][unit]
+        return room_of
 
-    def _affordable(self, usd_left: float, prompt_tokens: int) -> int:
-        left = usd_left - self.price.cost(prompt_tokens, 0)
-        if left <= 0:
-            return 0
-        if self.price.completion == 0:
-            return 2**31
-        return math.floor(left * 1e6 / self.price.completion)
+    def _left(
+        self,
+        caps: CapSettings,
+        period: Period,
+        spent: Callable[[Period, str | None], Spend],
+        account: str | None,
+        request: CloudRequest,
+    ) -> dict[str, int]:
+        """What ``caps`` of ``period`` still allow (the spend is read only when one is set)."""
+        tokens, usd = getattr(caps, f"tokens_per_{period}"), getattr(caps, f"usd_per_{period}")
+        if tokens is None and usd is None:
+            return {}
+        return dict(room(spent(period, account), tokens=tokens, usd=usd, price=self.price,
+                         prompt_tokens=request.context_tokens))  # fmt: skip

@@ -4,7 +4,7 @@ A cloud that fails before its first text (refused, 401/403/404, 429, 5xx, a
 timeout, its budget exhausted, its breaker open or cooling down after a 429)
 is passed over: a :class:`CloudSkip` says which and why, and the next one is
 asked. The last cloud's failure is the call's, and the SLM goes on as ever.
-Each cloud is a whole guarded stack of its own (fallback, budget, breaker,
+Each cloud is a whole guarded stack of its own (fallback, breaker, budget,
 HTTP), so the chain only reads items. Attempts are bounded: every cloud but
 the last is asked once, without retries, and the last may retry only while the
 call's ``max_attempts`` allow (chained retries multiply otherwise).

@@ -1,7 +1,8 @@
 """What the cloud client is told: a cloud to call, its prices and its caps.
 
 :class:`CloudTarget` is one cloud of the device's ``[[clouds]]`` table;
-:class:`Price` is what its tokens cost and :class:`CapSettings` what it may spend.
+:class:`Price` is what its tokens cost (the one price model, defined with the budgets in
+:mod:`edge.reservations`) and :class:`CapSettings` what it may spend.
 The device app's settings hold them (:class:`edge.app.settings.EdgeSettings`).
 """
 
@@ -12,30 +13,11 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from edge.reservations import Price
+
 __all__ = ["CapSettings", "CloudApiName", "CloudTarget", "Price", "http_url"]
 
 CloudApiName = Literal["auto", "completions", "chat-continue", "chat-prefix", "anthropic", "chat"]
-
-
-class Price(BaseModel):
-    """US dollars per million tokens: prompt, completion, and prompt tokens read from (or
-    written to) the provider's cache, at the prompt price unless given."""
-
-    prompt: float = Field(0.0, ge=0)
-    completion: float = Field(0.0, ge=0)
-    cached_prompt: float | None = Field(None, ge=0, description="Prompt tokens read from cache.")
-    cache_write: float | None = Field(None, ge=0, description="Prompt tokens written to cache.")
-
-    def cost(
-        self, prompt_tokens: int, completion_tokens: int, *, cached: int = 0, written: int = 0
-    ) -> float:
-        """Dollars for a call; ``cached`` and ``written`` are parts of ``prompt_tokens``."""
-        cached, written = min(cached, prompt_tokens), min(written, prompt_tokens - cached)
-        fresh = prompt_tokens - cached - written
-        read_price = self.prompt if self.cached_prompt is None else self.cached_prompt
-        write_price = self.prompt if self.cache_write is None else self.cache_write
-        dollars = fresh * self.prompt + cached * read_price + written * write_price
-        return (dollars + completion_tokens * self.completion) / 1e6
 
 
 class CapSettings(BaseModel):

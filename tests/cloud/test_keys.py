@@ -14,7 +14,7 @@ from cloud.cli import app
 from cloud.keys import KeyPolicy, Limits, hash_key, load_keys
 from cloud.quota import grant
 from cloud.settings import CloudSettings
-from cloud.state import Window
+from edge.reservations import Recent, Spend
 from protocol.errors import AuthenticationFailed, RateLimited, SetupError
 
 SECRET = "alice-secret-7"
@@ -131,12 +131,15 @@ def policy(**limits: float) -> KeyPolicy:
     return KeyPolicy("alice", b"", Limits(**limits))
 
 
+QUIET = Recent(calls=0, oldest=None)  # no request in the last minute
+
+
 def test_grant_shrinks_max_tokens_to_what_is_left_then_refuses_until_midnight() -> None:
-    key = policy(tokens_per_day=100)
-    assert grant(key, Window(0, 0.0, 0, None), prompt=10, worst=50, now=NOON) == 50
-    assert grant(key, Window(80, 0.0, 0, None), prompt=10, worst=50, now=NOON) == 10
+    key = policy(tokens_per_day=100)  # tokens generated: the prompt is not counted
+    assert grant(key, Spend(0, 0.0), QUIET, prompt=10, worst=50, now=NOON) == 50
+    assert grant(key, Spend(80, 0.0), QUIET, prompt=10, worst=50, now=NOON) == 20
     with pytest.raises(RateLimited) as caught:
-        grant(key, Window(90, 0.0, 0, None), prompt=10, worst=50, now=NOON)
+        grant(key, Spend(100, 0.0), QUIET, prompt=10, worst=50, now=NOON)
     assert caught.value.limit == "tokens_per_day"
     assert caught.value.retry_after_s == 43200
     assert "resets at 00:00 UTC, in 12 h 0 min" in caught.value.message
@@ -144,16 +147,16 @@ def test_grant_shrinks_max_tokens_to_what_is_left_then_refuses_until_midnight() 
 
 def test_grant_counts_dollars_at_the_key_prices() -> None:
     key = policy(usd_per_day=1.0, price_prompt_usd_per_mtok=1e4, price_completion_usd_per_mtok=1e5)
-    assert grant(key, Window(0, 0.0, 0, None), prompt=10, worst=50, now=NOON) == 9  # $0.9 left
+    assert grant(key, Spend(0, 0.0), QUIET, prompt=10, worst=50, now=NOON) == 9  # $0.9 left
     with pytest.raises(RateLimited, match=r"usd_per_day budget of \$1\.00"):
-        grant(key, Window(0, 0.9, 0, None), prompt=10, worst=50, now=NOON)
+        grant(key, Spend(0, 0.9), QUIET, prompt=10, worst=50, now=NOON)
 
 
 def test_grant_refuses_over_the_request_rate_until_the_oldest_leaves_the_minute() -> None:
     key = policy(requests_per_minute=3)
-    assert grant(key, Window(0, 0.0, 2, NOON - 50), prompt=1, worst=5, now=NOON) == 5
+    assert grant(key, Spend(0, 0.0), Recent(2, NOON - 50), prompt=1, worst=5, now=NOON) == 5
     with pytest.raises(RateLimited) as caught:
-        grant(key, Window(0, 0.0, 3, NOON - 50), prompt=1, worst=5, now=NOON)
+        grant(key, Spend(0, 0.0), Recent(3, NOON - 50), prompt=1, worst=5, now=NOON)
     assert (caught.value.limit, caught.value.retry_after_s) == ("requests_per_minute", 10)
 
 

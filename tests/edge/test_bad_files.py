@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge.app.ledger import Ledger
+from edge.reservations import Claim
 from protocol.errors import SetupError
 from tests.conftest import BIN
 
@@ -71,7 +72,7 @@ def test_damaged_pages_are_found_and_the_file_kept(tmp_path: Path) -> None:
     path = tmp_path / "l.db"
     ledger = Ledger(path)
     for _ in range(2000):
-        ledger.reserve(endpoint="e", model="m", tokens=5, usd=0.0, grant=lambda spent: 5)
+        ledger.reserve("", lambda spending: Claim(5, 0.0), endpoint="e", model="m")
     ledger.close()
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

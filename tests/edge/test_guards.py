@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.app.cloud_stack import CloudStack, build_cloud
 from edge.app.ledger import Ledger
 from edge.app.runtime import build_relay
 from edge.app.settings import EdgeSettings
@@ -20,6 +21,7 @@ from edge.clouds.http import HttpCloud
 from edge.clouds.privacy import PrivacyCap
 from edge.clouds.settings import CapSettings, Price
 from edge.core.cloud import CloudBudget, CloudEnd, CloudItem, CloudRequest, CloudText
+from edge.reservations import Claim
 from protocol.errors import CloudUnavailable
 from tests.conftest import free_port
 
@@ -70,6 +72,31 @@ def test_breaker_opens_skips_then_probes_and_recovers() -> None:
     inner.down = False
     assert list(cloud.stream(request()))[-1].outcome == "ok"
     assert breaker.state == "closed"
+
+
+def test_an_open_breaker_skips_the_cloud_before_any_reservation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RELAYLLM_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("RELAYLLM_DATA_DIR", str(tmp_path))
+    settings = EdgeSettings(
+        cloud_url=f"http://127.0.0.1:{free_port()}/v1", cloud_model="m", cloud_api="chat",
+        retries=0, breaker_failures=1, breaker_cooldown_s=600,
+        caps=CapSettings(tokens_per_day=100, usd_per_month=1.0),
+    )  # fmt: skip
+    ledger = Ledger(tmp_path / "l.db")
+    stack = build_cloud(settings, ledger=ledger)
+    assert isinstance(stack, CloudStack)
+    assert list(stack.stream(request()))[-1].outcome == "fallback"  # unreachable: it opens
+    assert stack.clouds[0].breaker.state == "open"
+    reserved = []
+    monkeypatch.setattr(ledger, "reserve", lambda *args, **kwargs: reserved.append(args))
+    end = list(stack.stream(request()))[-1]
+    assert end.outcome == "fallback"
+    assert "circuit open" in end.reason
+    assert reserved == []  # no reservation: the budget was never asked
+    with sqlite3.connect(tmp_path / "l.db") as db:  # only the first call's row
+        assert db.execute("SELECT outcome FROM calls").fetchall() == [("fallback",)]
 
 
 def test_budget_exhausted_means_no_call(tmp_path: Path) -> None:
@@ -145,7 +172,7 @@ def test_concurrent_answers_never_overspend(tmp_path: Path, cloud_url: str) -> N
 
 def test_a_crash_mid_call_leaves_the_ledger_intact(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "l.db", stale_after_s=60)
-    ledger.reserve(endpoint="e", model="m", tokens=10, usd=0.0, grant=lambda spent: 10)
+    ledger.reserve("", lambda spending: Claim(10, 0.0), endpoint="e", model="m")
     # The process died before settling: the reservation still counts ...
     assert Ledger(tmp_path / "l.db").spend("day").tokens == 10
     # ... until it goes stale, and the file is a sound database throughout.
@@ -187,6 +214,7 @@ import sys
 from pathlib import Path
 from edge.clouds.budget import BudgetedCloud
 from edge.core.cloud import CloudEnd, CloudRequest, CloudText
+from edge.app.cloud_stack import CloudStack, build_cloud
 from edge.app.ledger import Ledger
 from edge.clouds.settings import CapSettings, Price
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from edge.app.ledger import Ledger
+from edge.reservations import Claim
 
 CAP, PER_CALL = 120, 8
 
@@ -118,7 +119,10 @@ def test_kill_9_mid_call_keeps_what_was_settled_and_the_reservation_expires(
     assert Ledger(path).spend("day").tokens == 406  # a fresh reservation still counts ...
     expired = Ledger(path, stale_after_s=0)  # ... until it is stale, then it frees the cap
     assert expired.spend("day").tokens == 6
-    _, granted = expired.reserve(
-        endpoint="e", model="m", tokens=1000, usd=0.0, grant=lambda spent: 1000 - spent.day.tokens
+    _, claim = expired.reserve(
+        "",
+        lambda spending: Claim(1000 - spending.spend("day").tokens, 0.0),
+        endpoint="e",
+        model="m",
     )
-    assert granted == 994
+    assert claim.completion_tokens == 994

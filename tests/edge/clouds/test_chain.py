@@ -67,7 +67,7 @@ def served_by(events: list[RelayEvent]) -> list[tuple[str, str]]:
 
 def rows(settings: EdgeSettings) -> list[tuple[Any, ...]]:
     with sqlite3.connect(settings.resolved_ledger_path()) as db:
-        query = "SELECT cloud, completion_tokens, cost_usd, outcome FROM calls ORDER BY id"
+        query = "SELECT account, completion_tokens, cost_usd, outcome FROM calls ORDER BY id"
         return db.execute(query).fetchall()
 
 

@@ -53,7 +53,7 @@ def audited(settings: EdgeSettings) -> list[dict[str, Any]]:
 def ledger_rows(settings: EdgeSettings) -> list[tuple[Any, ...]]:
     with sqlite3.connect(settings.resolved_ledger_path()) as db:
         return db.execute(
-            "SELECT cloud, prompt_tokens, completion_tokens, outcome FROM calls ORDER BY id"
+            "SELECT account, prompt_tokens, completion_tokens, outcome FROM calls ORDER BY id"
         ).fetchall()
 
 
