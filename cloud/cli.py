@@ -16,13 +16,7 @@ from rich.markup import escape
 
 from cloud.keys_cli import hash_key, usage
 from cloud.settings import CloudSettings
-from edge.openai_compat.flags import (
-    Flag,
-    LogFormat,
-    LogFormatChoice,
-    LogLevel,
-    SettingsFlags,
-)
+from edge.openai_compat.flags import Flag, LogFormat, LogFormatChoice, LogLevel, SettingsFlags
 from protocol.cli_help import plain_flags
 
 app = typer.Typer(help="The relayllm cloud endpoint (OpenAI-compatible).", no_args_is_help=True)
