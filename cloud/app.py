@@ -20,13 +20,14 @@ from cloud.keys import KeyPolicy, Limits, load_keys
 from cloud.limits import BodySizeLimit
 from cloud.metrics import CloudMetrics, RequestCounter
 from cloud.quota import Quota
-from cloud.serving import Admission, OutputLimits, Response, serve_chat, serve_completion
+from cloud.serving import Response, serve_chat, serve_completion
 from cloud.settings import CloudSettings
 from cloud.state import open_store
 from edge.openai_compat import tracing
 from edge.openai_compat.logs import RequestLog
 from edge.openai_compat.metrics import add_metrics_route
 from edge.openai_compat.server import add_error_handlers, error_responses, until_disconnected
+from edge.openai_compat.serving import Admission, OutputLimits
 from edge.reservations import ReservationStore
 from protocol.errors import Overloaded, RateLimited
 from protocol.wire import ChatCompletionRequest, CompletionRequest, ModelCard, ModelList
@@ -96,7 +97,7 @@ def create_app(
     accepted, defaults = keys or load_keys(settings)
     app.state.api_keys = ApiKeys(accepted, defaults)
     app.state.admission = Admission(settings.max_queue)
-    app.state.limits = OutputLimits(settings.max_output_tokens, settings.request_timeout_s)
+    app.state.limits = OutputLimits.of(settings)
     app.state.metrics = metrics = CloudMetrics()
     metrics.follow(
         queue=lambda: app.state.admission.in_flight,

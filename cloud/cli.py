@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 from pydantic import ValidationError
@@ -16,7 +16,8 @@ from rich.markup import escape
 
 from cloud.keys_cli import hash_key, usage
 from cloud.settings import CloudSettings
-from protocol.cli_help import LogFormatChoice, plain_flags
+from edge.openai_compat.flags import Flag, LogFormat, LogFormatChoice, LogLevel, SettingsFlags
+from protocol.cli_help import plain_flags
 
 app = typer.Typer(help="The relayllm cloud endpoint (OpenAI-compatible).", no_args_is_help=True)
 plain_flags()
@@ -30,92 +31,51 @@ def main() -> None:
     """The relayllm cloud endpoint (OpenAI-compatible)."""
 
 
-def _settings(**flags: Any) -> CloudSettings:
-    given = {  # not given: None, an empty list, an unset switch; 0 is a value
-        name: value
-        for name, value in flags.items()
-        if value is not None and value != [] and value is not False
-    }
+def _settings(flags: dict[str, Any]) -> CloudSettings:
     try:
-        return CloudSettings(**given)
+        return CloudSettings(**flags)
     except ValidationError as exc:
         for error in exc.errors():
             err.print(f"[red]error:[/red] {error['msg'].removeprefix('Value error, ')}")
         raise typer.Exit(2) from exc
 
 
-@app.command()
+SERVE = (
+    Flag("host"),
+    Flag("port", int),
+    Flag("engine"),
+    Flag("problems", Path),
+    Flag("expert_mode"),
+    Flag("model"),
+    Flag("model_id"),
+    Flag("n_ctx", int),
+    Flag("n_threads", int),
+    Flag("n_gpu_layers", name="--gpu-layers"),
+    Flag("api_keys", list[str], name="--api-key", note="Repeatable."),
+    Flag("api_keys_file", Path),
+    Flag("tokens_per_day", int),
+    Flag("requests_per_minute", int),
+    Flag("state_url"),
+    Flag("insecure_no_auth", bool),
+    Flag("metrics_public", bool),
+    Flag("max_body_bytes", int),
+    Flag("max_queue", int),
+    Flag("prompt_slots", int),
+    Flag("max_output_tokens", int, note="A request that names no limit gets this many."),
+    Flag("request_timeout_s", float, name="--request-timeout"),
+    Flag("upstream_url"),
+    Flag("upstream_api_key"),
+    Flag("upstream_model"),
+)
+"""The flags of ``relay-cloud serve``: fields of :class:`CloudSettings`."""
+
+
+@SettingsFlags("cloud.settings:CloudSettings").command(app, *SERVE)
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
-    engine: Annotated[
-        str | None, typer.Option(help="auto, llama, upstream or expert (see the README).")
-    ] = None,
-    problems: Annotated[
-        Path | None, typer.Option(help="Expert engine: JSONL (or dataset folder) of its problems.")
-    ] = None,
-    expert_mode: Annotated[
-        str | None,
-        typer.Option(
-            help="Expert engine: faithful (default: the next steps) or oracle (skips "
-            "to the boxed answer; a comparison-only sanity check)."
-        ),
-    ] = None,
-    model: Annotated[
-        str | None, typer.Option(help="GGUF path (default: the bundled cloud model).")
-    ] = None,
-    model_id: Annotated[str | None, typer.Option(help="Name to serve the model under.")] = None,
-    n_ctx: Annotated[int | None, typer.Option(help="Context window.")] = None,
-    n_threads: Annotated[
-        int | None, typer.Option(help="CPU threads (default: the free physical cores).")
-    ] = None,
-    gpu_layers: Annotated[
-        str | None, typer.Option(help="Layers on the GPU: auto (default), a number, 0 or -1.")
-    ] = None,
-    api_key: Annotated[
-        list[str] | None, typer.Option("--api-key", help="Accepted API key (repeatable).")
-    ] = None,
-    api_keys_file: Annotated[
-        Path | None, typer.Option(help="File of API keys (*.toml: named keys with limits).")
-    ] = None,
-    tokens_per_day: Annotated[
-        int | None, typer.Option(help="Tokens per UTC day for each key (default: no cap).")
-    ] = None,
-    requests_per_minute: Annotated[
-        int | None, typer.Option(help="Requests per minute for each key (default: no cap).")
-    ] = None,
-    state_url: Annotated[
-        str | None, typer.Option(help="Usage store: sqlite:///PATH or postgresql://...")
-    ] = None,
-    insecure_no_auth: Annotated[
-        bool, typer.Option("--insecure-no-auth", help="No API key needed (loopback only).")
-    ] = False,
-    metrics_public: Annotated[
-        bool, typer.Option("--metrics-public", help="GET /metrics without a key (private network).")
-    ] = False,
-    max_body_bytes: Annotated[int | None, typer.Option(help="Largest request body.")] = None,
-    max_queue: Annotated[
-        int | None, typer.Option(help="Requests answered or waiting at once (then 429).")
-    ] = None,
-    prompt_slots: Annotated[
-        int | None, typer.Option(help="Conversations whose KV context the engine keeps.")
-    ] = None,
-    max_output_tokens: Annotated[
-        int | None, typer.Option(help="Most tokens one answer may ask for (default 4096).")
-    ] = None,
-    request_timeout: Annotated[
-        float | None,
-        typer.Option(help="Seconds until an answer is cut (finish_reason length; default 300)."),
-    ] = None,
-    upstream_url: Annotated[
-        str | None, typer.Option(help="Forward to this OpenAI-compatible base URL.")
-    ] = None,
-    upstream_api_key: Annotated[str | None, typer.Option(help="Upstream API key.")] = None,
-    upstream_model: Annotated[str | None, typer.Option(help="Upstream model name.")] = None,
-    log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
-    log_format: Annotated[
-        LogFormatChoice, typer.Option(help="text, or json: one object a line.")
-    ] = LogFormatChoice.text,
+    *,
+    flags: dict[str, Any],
+    log_level: LogLevel = "info",
+    log_format: LogFormat = LogFormatChoice.text,
 ) -> None:
     """Serve /v1/completions, /v1/chat/completions, /v1/models, /health and /metrics."""
     from cloud.app import build_engine, create_app
@@ -124,33 +84,7 @@ def serve(
     from edge.openai_compat.server import serve_app
     from protocol.errors import RelayError
 
-    settings = _settings(
-        host=host,
-        port=port,
-        engine=engine,
-        problems=problems,
-        expert_mode=expert_mode,
-        model=model,
-        model_id=model_id,
-        n_ctx=n_ctx,
-        n_threads=n_threads,
-        n_gpu_layers=gpu_layers,
-        api_keys=api_key,
-        api_keys_file=api_keys_file,
-        tokens_per_day=tokens_per_day,
-        requests_per_minute=requests_per_minute,
-        state_url=state_url,
-        insecure_no_auth=insecure_no_auth,
-        metrics_public=metrics_public,
-        max_body_bytes=max_body_bytes,
-        max_queue=max_queue,
-        prompt_slots=prompt_slots,
-        max_output_tokens=max_output_tokens,
-        request_timeout_s=request_timeout,
-        upstream_url=upstream_url,
-        upstream_api_key=upstream_api_key,
-        upstream_model=upstream_model,
-    )
+    settings = _settings(flags)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
         keys = load_keys(settings)  # a bad keys file or store is one line, before the model loads

@@ -1,109 +1,76 @@
 """Serving logic: OpenAI requests in, engine deltas out as JSON or SSE.
 
 Routes stay thin; everything between a validated request and the response
-bytes lives here, with the engine passed in.
+bytes lives here, with the engine passed in. Admission, output limits and the
+chat replies are the serving core both servers share
+(:mod:`edge.openai_compat.serving`, :mod:`edge.openai_compat.replies`); the
+engine matches stop sequences and watches the deadline itself.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
 from cloud.engine import Delta, Engine, Generation
 from cloud.quota import Meter, chat_bound, text_bound, unmetered
-from edge.openai_compat.logs import current_request_id
-from edge.openai_compat.server import event_stream
-from protocol.errors import ModelNotFound, Overloaded, RelayError
+from edge.openai_compat.replies import ChatChunks, chat_reply, json_reply, stream_reply
+from edge.openai_compat.serving import Admission, OutputLimits
+from protocol.errors import ModelNotFound
 from protocol.sampling import SamplingParams
 from protocol.wire import (
-    SSE_DONE,
-    ChatChoice,
-    ChatChunkChoice,
-    ChatCompletion,
-    ChatCompletionChunk,
     ChatCompletionRequest,
     ChatDelta,
-    ChatMessage,
     Completion,
     CompletionChoice,
     CompletionChunk,
     CompletionRequest,
-    ErrorBody,
-    Usage,
-    encode_sse,
     new_id,
 )
 
-__all__ = ["Admission", "OutputLimits", "serve_chat", "serve_completion"]
-
-log = logging.getLogger(__name__)
+__all__ = ["serve_chat", "serve_completion"]
 
 Response = JSONResponse | StreamingResponse
+Request = CompletionRequest | ChatCompletionRequest
 
 
-@dataclass(frozen=True)
-class OutputLimits:
-    """The server's bounds on one answer: ``max_tokens`` (``--max-output-tokens``: asking
-    for more is a 400; asking for nothing gets this many) and ``timeout_s``
-    (``--request-timeout``: seconds from arrival, queueing included, after which the
-    answer ends with ``finish_reason = "length"``)."""
-
-    max_tokens: int = 4096
-    timeout_s: float = 300.0
-
-    def generation(self, request: CompletionRequest | ChatCompletionRequest) -> Generation:
-        """What the engine should generate for ``request``, within these limits."""
-        asked = request.token_limit_within(self.max_tokens)
-        sampling = SamplingParams(
-            temperature=1.0 if request.temperature is None else request.temperature,
-            top_p=1.0 if request.top_p is None else request.top_p,
-            seed=request.seed,
-        )
-        deadline = time.monotonic() + self.timeout_s
-        return Generation(sampling, asked or self.max_tokens, request.stop_sequences, deadline)
+def generation(limits: OutputLimits, request: Request) -> Generation:
+    """What the engine should generate for ``request``, within ``limits`` (a request that
+    names no limit gets ``limits.max_tokens``)."""
+    asked = limits.tokens_asked(request)
+    sampling = SamplingParams(
+        temperature=1.0 if request.temperature is None else request.temperature,
+        top_p=1.0 if request.top_p is None else request.top_p,
+        seed=request.seed,
+    )
+    return Generation(sampling, asked or limits.max_tokens, request.stop_sequences,
+                      limits.deadline())  # fmt: skip
 
 
-class Admission:
-    """How many requests may be answered or wait at once; beyond that, 429 with Retry-After.
-
-    Requests are then served first come, first served by the engine's own queue.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.in_flight = 0
-
-    def admit(self, deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
-        """``deltas``, counted until they end (or are closed); refused when full."""
-        if self.in_flight >= self.limit:
-            raise Overloaded(
-                f"{self.in_flight} requests are being answered or waiting (the limit); "
-                "try again shortly",
-                retry_after_s=2.0,
-            )
-        self.in_flight += 1
-        return self._counted(deltas)
-
-    async def _counted(self, deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
-        try:
-            async for delta in deltas:
-                yield delta
-        finally:
-            self.in_flight -= 1
-            await deltas.aclose()  # type: ignore[attr-defined]
-
-
-def _check_model(engine: Engine, request: CompletionRequest | ChatCompletionRequest) -> None:
+def _check_model(engine: Engine, request: Request) -> None:
     if request.model not in (None, engine.model_id):
         raise ModelNotFound(
             f"model {request.model!r} is not served here; available: {engine.model_id!r}",
             param="model",
         )
+
+
+async def _admitted(
+    engine: Engine,
+    request: Request,
+    admission: Admission,
+    bound: int,
+    start: Callable[[Generation], AsyncIterator[Delta]],
+    limits: OutputLimits,
+    meter: Meter,
+) -> AsyncIterator[Delta]:
+    """The engine's deltas for ``request``, admitted and metered; request errors (a prompt
+    too long, a key over its limits) are raised before the response starts."""
+    deltas = admission.admit(meter(bound, generation(limits, request), start))
+    await anext(deltas)  # the engine's first delta: the prompt is accepted
+    return deltas
 
 
 async def _collect(deltas: AsyncIterator[Delta]) -> tuple[str, Delta]:
@@ -114,97 +81,76 @@ async def _collect(deltas: AsyncIterator[Delta]) -> tuple[str, Delta]:
             if delta.finish_reason is not None:
                 return "".join(parts), delta
     finally:
-        await deltas.aclose()
+        await deltas.aclose()  # type: ignore[attr-defined]
     raise RuntimeError("the engine ended without a finish reason")
-
-
-async def _sse(
-    deltas: AsyncIterator[Delta],
-    chunk_of: Callable[[Delta], BaseModel],
-    usage_chunk: Callable[[Usage], BaseModel] | None,
-) -> AsyncIterator[bytes]:
-    try:
-        async for delta in deltas:
-            if delta.text or delta.finish_reason:
-                yield encode_sse(chunk_of(delta))
-            if delta.finish_reason is not None and usage_chunk and delta.usage:
-                yield encode_sse(usage_chunk(delta.usage))
-    except RelayError as exc:
-        log.warning("stream failed: %s", exc.message)
-        yield encode_sse(ErrorBody.of(exc, current_request_id()))
-    finally:
-        await deltas.aclose()
-    yield SSE_DONE
 
 
 async def serve_completion(
     engine: Engine,
     request: CompletionRequest,
     admission: Admission,
-    limits: OutputLimits = OutputLimits(),
+    limits: OutputLimits,
     meter: Meter = unmetered,
 ) -> Response:
     """``/v1/completions``: continue the raw prompt (within the key's quota: ``meter``)."""
     _check_model(engine, request)
     prompt = request.prompt_text
-    generation = limits.generation(request)
-    deltas = admission.admit(
-        meter(text_bound(prompt), generation, lambda g: engine.complete(prompt, g))
-    )
-    await anext(deltas)  # raises request errors before the response starts
+    deltas = await _admitted(engine, request, admission, text_bound(prompt),
+                             lambda g: engine.complete(prompt, g), limits, meter)  # fmt: skip
     rid, model = new_id("cmpl"), engine.model_id
     if not request.stream:
         text, last = await _collect(deltas)
         choice = CompletionChoice(text=text, finish_reason=last.finish_reason)
-        done = Completion(id=rid, model=model, choices=[choice], usage=last.usage)
-        return JSONResponse(done.model_dump(exclude_none=True))
+        return json_reply(Completion(id=rid, model=model, choices=[choice], usage=last.usage))
 
-    def chunk(delta: Delta) -> CompletionChunk:
-        choice = CompletionChoice(text=delta.text, finish_reason=delta.finish_reason)
-        return CompletionChunk(id=rid, model=model, choices=[choice])
+    async def chunks() -> AsyncIterator[BaseModel]:
+        try:
+            async for delta in deltas:
+                if delta.text or delta.finish_reason:
+                    choice = CompletionChoice(text=delta.text, finish_reason=delta.finish_reason)
+                    yield CompletionChunk(id=rid, model=model, choices=[choice])
+                if delta.finish_reason is not None and request.include_usage and delta.usage:
+                    yield CompletionChunk(id=rid, model=model, choices=[], usage=delta.usage)
+        finally:
+            await deltas.aclose()  # type: ignore[attr-defined]
 
-    def usage(u: Usage) -> CompletionChunk:
-        return CompletionChunk(id=rid, model=model, choices=[], usage=u)
-
-    return event_stream(_sse(deltas, chunk, usage if request.include_usage else None))
+    return stream_reply(chunks())
 
 
 async def serve_chat(
     engine: Engine,
     request: ChatCompletionRequest,
     admission: Admission,
-    limits: OutputLimits = OutputLimits(),
+    limits: OutputLimits,
     meter: Meter = unmetered,
 ) -> Response:
     """``/v1/chat/completions``: answer, or continue a final assistant message."""
     _check_model(engine, request)
     messages, continue_final = request.messages, request.continues_final_message
-    generation = limits.generation(request)
-    deltas = admission.admit(
-        meter(chat_bound(messages), generation,
-              lambda g: engine.chat(messages, g, continue_final=continue_final))
+    deltas = await _admitted(
+        engine, request, admission, chat_bound(messages),
+        lambda g: engine.chat(messages, g, continue_final=continue_final), limits, meter,
     )  # fmt: skip
-    await anext(deltas)
     rid, model = new_id("chatcmpl"), engine.model_id
     if not request.stream:
         text, last = await _collect(deltas)
-        message = ChatMessage(role="assistant", content=text)
-        choice = ChatChoice(message=message, finish_reason=last.finish_reason)
-        done = ChatCompletion(id=rid, model=model, choices=[choice], usage=last.usage)
-        return JSONResponse(done.model_dump(exclude_none=True))
+        return chat_reply(rid, model, text, last.finish_reason, last.usage)
+    return stream_reply(_chat_chunks(ChatChunks(rid, model), deltas, request.include_usage))
 
-    first = [True]
 
-    def chunk(delta: Delta) -> ChatCompletionChunk:
-        role = "assistant" if first[0] else None
-        first[0] = False
-        content = delta.text if delta.text or delta.finish_reason is None else None
-        choice = ChatChunkChoice(
-            delta=ChatDelta(role=role, content=content), finish_reason=delta.finish_reason
-        )
-        return ChatCompletionChunk(id=rid, model=model, choices=[choice])
-
-    def usage(u: Usage) -> ChatCompletionChunk:
-        return ChatCompletionChunk(id=rid, model=model, choices=[], usage=u)
-
-    return event_stream(_sse(deltas, chunk, usage if request.include_usage else None))
+async def _chat_chunks(
+    chunks: ChatChunks, deltas: AsyncIterator[Delta], include_usage: bool
+) -> AsyncIterator[BaseModel]:
+    """The engine's deltas as chat chunks: the role on the first, the finish on the last."""
+    first = True
+    try:
+        async for delta in deltas:
+            if delta.text or delta.finish_reason:
+                role = "assistant" if first else None
+                content = delta.text if delta.text or delta.finish_reason is None else None
+                yield chunks.delta(ChatDelta(role=role, content=content), delta.finish_reason)
+                first = False
+            if delta.finish_reason is not None and include_usage and delta.usage:
+                yield chunks.usage(delta.usage)
+    finally:
+        await deltas.aclose()  # type: ignore[attr-defined]

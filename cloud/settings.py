@@ -9,13 +9,15 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edge.openai_compat.server import is_loopback
+from edge.openai_compat.serving import ServingSettings
 from protocol.errors import SetupError
 
 __all__ = ["CloudSettings"]
 
 
-class CloudSettings(BaseSettings):
-    """Everything ``relay-cloud serve`` can be told."""
+class CloudSettings(BaseSettings, ServingSettings):
+    """Everything ``relay-cloud serve`` can be told (the limits on one answer:
+    :class:`~edge.openai_compat.serving.ServingSettings`)."""
 
     model_config = SettingsConfigDict(env_prefix="RELAYLLM_CLOUD_", extra="forbid")
 
@@ -66,9 +68,6 @@ class CloudSettings(BaseSettings):
     insecure_no_auth: bool = Field(
         False, description="Accept requests without a key (loopback only)."
     )
-    metrics_public: bool = Field(
-        False, description="GET /metrics without a key (for a private network)."
-    )
     max_body_bytes: int = Field(1 << 20, ge=1024, le=1 << 30, description="Largest request body.")
     max_queue: int = Field(
         64, ge=1, le=100_000, description="Requests answered or waiting at once (then 429)."
@@ -76,15 +75,6 @@ class CloudSettings(BaseSettings):
     prompt_slots: int = Field(
         4, ge=0, le=64, description="Embedded engine: conversations whose context is kept."
     )
-    max_output_tokens: int = Field(
-        4096, ge=1, le=262144,
-        description="Most tokens one answer may ask for (above it: 400); the default limit.",
-    )  # fmt: skip
-    request_timeout_s: float = Field(
-        300.0, gt=0, le=86400,
-        description="Seconds from a request's arrival until its answer ends (finish_reason "
-        "'length').",
-    )  # fmt: skip
     upstream_url: str | None = Field(None, description="OpenAI-compatible base URL to forward to.")
     upstream_api_key: SecretStr | None = Field(None, description="Key for the upstream server.")
     upstream_model: str | None = Field(None, description="Upstream model (default: its first).")

@@ -8,17 +8,9 @@ for flags; options that take a value keep theirs (``--max-tokens <int>``).
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Any
 
-__all__ = ["LogFormatChoice", "plain_flags"]
-
-
-class LogFormatChoice(str, Enum):
-    """``--log-format`` of the servers."""
-
-    text = "text"
-    json = "json"
+__all__ = ["plain_flags"]
 
 
 def plain_flags() -> None:

@@ -19,16 +19,15 @@
   (Prometheus, :mod:`edge.app.metrics`; behind the key unless ``metrics_public``) and
   ``GET /``: a chat page that shows SLM and cloud text in two colours, each call,
   and a meter.
+
+This file holds the routes, the health probe and the status; the queue, limits and stops
+are :mod:`edge.app.service`, the replies :mod:`edge.app.replies`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import time
-from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from importlib import resources
 from typing import Any
 
@@ -36,200 +35,22 @@ import httpx
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
-from edge.app.metrics import EdgeMetrics, cap_spend
+from edge.app.replies import reply
 from edge.app.runtime import Relay
-from edge.llama import iterate_in_thread
+from edge.app.service import SERVED_MODEL, EdgeService
 from edge.openai_compat import tracing
-from edge.openai_compat.logs import RequestLog, annotate
+from edge.openai_compat.logs import RequestLog
 from edge.openai_compat.metrics import add_metrics_route
 from edge.openai_compat.server import (
     add_error_handlers,
     check_api_key,
     error_responses,
-    event_stream,
-    key_digest,
     serve_app,
     until_disconnected,
 )
-from protocol.errors import Overloaded
-from protocol.events import (
-    CallFinished,
-    CallSkipped,
-    CallStarted,
-    CloudSkipped,
-    DoneEvent,
-    RelayEvent,
-    TextEvent,
-)
-from protocol.stops import StopMatcher
-from protocol.wire import (
-    SSE_DONE,
-    ChatChoice,
-    ChatChunkChoice,
-    ChatCompletion,
-    ChatCompletionChunk,
-    ChatCompletionRequest,
-    ChatDelta,
-    ChatMessage,
-    ModelCard,
-    ModelList,
-    RelayCall,
-    RelayDetails,
-    Usage,
-    encode_sse,
-    new_id,
-)
+from protocol.wire import ChatCompletionRequest, ModelCard, ModelList
 
 __all__ = ["SERVED_MODEL", "create_edge_app", "serve_app"]
-
-SERVED_MODEL = "relayllm"
-
-
-class EdgeService:
-    """The relay behind the routes: one model on one worker thread, a bounded queue."""
-
-    def __init__(self, relay: Relay, *, max_waiting: int = 8) -> None:
-        self.relay = relay
-        self.max_waiting = max_waiting
-        self.in_flight = 0
-        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay")
-        self.api_keys = tuple(key_digest(k.get_secret_value()) for k in relay.settings.api_keys)
-        self.answers = self.calls = self.cloud_tokens = 0
-        self.spent_usd = 0.0
-        self.metrics = EdgeMetrics()
-        self.metrics.follow(
-            queue=lambda: self.in_flight,
-            clouds=lambda: relay.clouds,
-            spend=lambda: cap_spend(
-                relay.ledger, relay.settings, [c["name"] for c in relay.clouds]
-            ),
-        )
-
-    async def answer(self, request: ChatCompletionRequest) -> AsyncIterator[RelayEvent]:
-        """Admit ``request`` (or refuse it: 429), build its prompt (or refuse it: 400), and
-        return its events; they come from the model's thread, in the order requests came."""
-        settings = self.relay.settings
-        wanted = request.token_limit_within(settings.max_output_tokens)
-        deadline = asyncio.get_running_loop().time() + settings.request_timeout_s
-        if self.in_flight > self.max_waiting:
-            self.metrics.refused.labels("overloaded").inc()
-            raise Overloaded(f"{self.in_flight - 1} answers are waiting; try again shortly",
-                             retry_after_s=5.0)  # fmt: skip
-        self.in_flight += 1
-        try:
-            messages = [m.model_dump() for m in request.messages]
-            continue_final = request.continues_final_message
-            prompt = await asyncio.to_thread(self.relay.prompt, messages,
-                                             continue_final=continue_final)  # fmt: skip
-        except BaseException:
-            self.in_flight -= 1
-            raise
-        loop = self.relay.loop
-        asked = {"temperature": request.temperature, "top_p": request.top_p, "seed": request.seed}
-        sampling = replace(loop.sampling, **{k: v for k, v in asked.items() if v is not None})
-        limits = replace(loop.limits, max_tokens=wanted or loop.limits.max_tokens)
-        arrived, context = time.monotonic(), contextvars.copy_context()  # the request's trace
-
-        def start() -> Iterator[RelayEvent]:  # on the model's thread, when its turn comes
-            self.metrics.queue_wait.observe(time.monotonic() - arrived)
-            return _within(context, self.relay.answer(prompt, sampling=sampling, limits=limits))
-
-        events = iterate_in_thread(self.worker, start)
-        answer = self._timed(self._stopped(events, request.stop_sequences), deadline)
-        return self._counted(self.metrics.watch(answer))
-
-    async def _timed(
-        self, events: AsyncIterator[RelayEvent], deadline: float
-    ) -> AsyncIterator[RelayEvent]:
-        """The answer, ended with ``finish_reason = "length"`` at ``deadline`` (loop time)."""
-        loop, started = asyncio.get_running_loop(), False
-        try:
-            while True:
-                try:
-                    left = max(0.0, deadline - loop.time())
-                    event = await asyncio.wait_for(anext(events), left)  # type: ignore[arg-type]
-                except StopAsyncIteration:
-                    return
-                except asyncio.TimeoutError:  # the model has stopped: its record is final
-                    record = self.relay.record if started else None
-                    done = record.done_event() if record else DoneEvent(
-                        finish_reason="length", slm_tokens=0, llm_tokens=0, calls=0)  # fmt: skip
-                    yield done.model_copy(update={"finish_reason": "length",
-                                                  "note": "request timeout"})  # fmt: skip
-                    return
-                started = True
-                yield event
-        finally:
-            await events.aclose()  # type: ignore[attr-defined]
-
-    async def _stopped(
-        self, events: AsyncIterator[RelayEvent], stops: tuple[str, ...]
-    ) -> AsyncIterator[RelayEvent]:
-        """The answer, ended at the first of ``stops`` in its text (which is not shown)."""
-        matcher = StopMatcher(stops)
-        held: list[TextEvent] = []
-        try:
-            async for event in events:
-                if not isinstance(event, TextEvent) or not stops:
-                    if isinstance(event, DoneEvent):
-                        for piece in _release(held, matcher.flush()):
-                            yield piece
-                    yield event
-                    continue
-                held.append(event)
-                text, hit = matcher.feed(event.text)
-                for piece in _release(held, text):
-                    yield piece
-                if hit:
-                    await events.aclose()  # type: ignore[attr-defined]  # stops the model
-                    record = self.relay.record
-                    assert record is not None
-                    yield record.done_event().model_copy(update={"finish_reason": "stop"})
-                    return
-        finally:
-            await events.aclose()  # type: ignore[attr-defined]
-
-    async def _counted(self, events: AsyncIterator[RelayEvent]) -> AsyncIterator[RelayEvent]:
-        try:
-            async for event in events:
-                if isinstance(event, DoneEvent):
-                    annotate(slm_tokens=event.slm_tokens, llm_tokens=event.llm_tokens,
-                             calls=event.calls, finish_reason=event.finish_reason)  # fmt: skip
-                    self.answers += 1
-                    self.calls += event.calls
-                    self.cloud_tokens += event.llm_tokens
-                    self.spent_usd += event.cost_usd
-                yield event
-        finally:
-            self.in_flight -= 1
-            await events.aclose()  # type: ignore[attr-defined]
-
-
-def _within(context: contextvars.Context, events: Iterator[RelayEvent]) -> Iterator[RelayEvent]:
-    """``events``, each one made in ``context`` (so the answer's span is the request's child)."""
-    try:
-        while True:
-            try:
-                yield context.run(next, events)
-            except StopIteration:
-                return
-    finally:
-        context.run(getattr(events, "close", lambda: None))
-
-
-def _release(held: list[TextEvent], text: str) -> list[TextEvent]:
-    """Take ``text`` off the front of the held pieces, keeping who wrote each part."""
-    out = []
-    while text and held:
-        first = held[0]
-        part = first.text[: len(text)]
-        out.append(TextEvent(source=first.source, text=part, n_tokens=first.n_tokens))
-        text = text[len(part) :]
-        if len(part) == len(first.text):
-            held.pop(0)
-        else:
-            held[0] = TextEvent(source=first.source, text=first.text[len(part) :])
-    return out
 
 
 def create_edge_app(relay: Relay, *, max_waiting: int = 8) -> FastAPI:
@@ -274,75 +95,9 @@ def create_edge_app(relay: Relay, *, max_waiting: int = 8) -> FastAPI:
     async def chat(
         body: ChatCompletionRequest, request: Request
     ) -> JSONResponse | StreamingResponse:
-        return await until_disconnected(request, _reply(service, body))
+        return await until_disconnected(request, reply(service, body))
 
     return app
-
-
-async def _reply(
-    service: EdgeService, body: ChatCompletionRequest
-) -> JSONResponse | StreamingResponse:
-    """The answer to ``body``: streamed, or whole once the model is done."""
-    events = await service.answer(body)
-    rid = new_id("chatcmpl")
-    if body.stream:
-        return event_stream(_chunks(rid, events, body.include_usage))
-    text, done = "", None
-    async for event in events:
-        if isinstance(event, TextEvent):
-            text += event.text
-        elif isinstance(event, DoneEvent):
-            done = event
-    assert done is not None
-    choice = ChatChoice(
-        message=ChatMessage(role="assistant", content=text), finish_reason=done.finish_reason
-    )
-    reply = ChatCompletion(id=rid, model=SERVED_MODEL, choices=[choice], usage=_usage(done))
-    return JSONResponse(reply.model_dump(exclude_none=True))
-
-
-def _usage(done: DoneEvent) -> Usage:
-    usage = Usage.of(done.prompt_tokens, done.slm_tokens + done.llm_tokens)
-    details = RelayDetails(slm_tokens=done.slm_tokens, llm_tokens=done.llm_tokens,
-                           calls=done.calls, cost_usd=done.cost_usd)  # fmt: skip
-    return usage.model_copy(update={"relay": details})
-
-
-async def _chunks(
-    rid: str, events: AsyncIterator[RelayEvent], include_usage: bool
-) -> AsyncIterator[bytes]:
-    def chunk(delta: ChatDelta, finish: str | None = None) -> bytes:
-        choice = ChatChunkChoice(delta=delta, finish_reason=finish)  # type: ignore[arg-type]
-        return encode_sse(ChatCompletionChunk(id=rid, model=SERVED_MODEL, choices=[choice]))
-
-    yield chunk(ChatDelta(role="assistant", content=""))
-    async for event in events:
-        if isinstance(event, TextEvent) and event.text:
-            yield chunk(ChatDelta(content=event.text, relay_source=event.source))
-        elif (call := _call_of(event)) is not None:
-            yield chunk(ChatDelta(relay_call=call))
-        elif isinstance(event, DoneEvent):
-            yield chunk(ChatDelta(), event.finish_reason)
-            if include_usage:
-                usage = _usage(event)
-                yield encode_sse(ChatCompletionChunk(id=rid, model=SERVED_MODEL, choices=[],
-                                                     usage=usage))  # fmt: skip
-    yield SSE_DONE
-
-
-def _call_of(event: RelayEvent) -> RelayCall | None:
-    if isinstance(event, CallStarted):
-        return RelayCall(call_id=event.call_id, requested=event.requested, granted=event.granted)
-    if isinstance(event, CloudSkipped):
-        return RelayCall(call_id=event.call_id, outcome="cloud_skipped", cloud=event.cloud,
-                         reason=event.reason)  # fmt: skip
-    if isinstance(event, CallFinished):
-        return RelayCall(call_id=event.call_id, outcome=event.outcome, tokens=event.tokens,
-                         reason=event.note, cloud=event.cloud, requested=event.requested,
-                         granted=event.granted)  # fmt: skip
-    if isinstance(event, CallSkipped):
-        return RelayCall(requested=event.requested, outcome="skipped", reason=event.reason)
-    return None
 
 
 def _models(relay: Relay) -> dict[str, str]:

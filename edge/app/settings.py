@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from edge.clouds.settings import CapSettings, CloudApiName, CloudTarget, Price, http_url
+from edge.openai_compat.serving import ServingSettings
 
 __all__ = ["EdgeSettings", "PolicyName", "config_path", "data_dir"]
 
@@ -42,8 +43,9 @@ def config_path() -> Path:
     )
 
 
-class EdgeSettings(BaseSettings):
-    """Everything ``relay run`` / ``chat`` / ``serve`` can be told."""
+class EdgeSettings(BaseSettings, ServingSettings):
+    """Everything ``relay run`` / ``chat`` / ``serve`` can be told (``relay serve``'s limits on
+    one answer: :class:`ServingSettings`)."""
 
     model_config = SettingsConfigDict(
         env_prefix="RELAYLLM_", env_nested_delimiter="__", extra="ignore"
@@ -145,23 +147,11 @@ class EdgeSettings(BaseSettings):
     audit_full_text: bool = Field(False, description="Audit log keeps the full text sent.")
     audit_path: Path | None = Field(None, description="Audit log (default: data dir).")
     max_waiting: int = Field(
-        8, ge=0, le=1000, description="relay serve: requests that may wait (then 429)."
+        8, ge=0, le=1000, description="relay serve: requests that may wait for the SLM (then 429)."
     )
-    max_output_tokens: int = Field(
-        4096, ge=1, le=262144,
-        description="relay serve: most tokens a request may ask for (above it: 400).",
-    )  # fmt: skip
-    request_timeout_s: float = Field(
-        300.0, gt=0, le=86400,
-        description="relay serve: seconds from arrival until an answer ends (finish_reason "
-        "'length').",
-    )  # fmt: skip
     api_keys: list[SecretStr] = Field(
         default_factory=list,
-        description="relay serve: keys accepted on /v1 (none: no key asked; loopback only).",
-    )
-    metrics_public: bool = Field(
-        False, description="relay serve: GET /metrics without a key (for a private network)."
+        description="Keys relay serve accepts on /v1 (none: no key asked; loopback only).",
     )
 
     @classmethod

@@ -9,18 +9,8 @@ import typer
 from rich.markup import escape
 
 from edge.app.cli.common import (
-    ApiOpt,
-    CallsOpt,
-    GpuOpt,
-    KeyOpt,
-    ModelOpt,
-    OfflineOpt,
-    PolicyOpt,
-    SeedOpt,
-    SlmOpt,
-    TempOpt,
-    TokensOpt,
-    UrlOpt,
+    ANSWER,
+    EDGE,
     app,
     err,
     fail,
@@ -30,24 +20,15 @@ from edge.app.cli.common import (
     settings_from,
     watch_cloud,
 )
+from edge.openai_compat.flags import Flag
 from protocol.errors import RelayError
 
 
-@app.command()
+@EDGE.command(app, *ANSWER)
 def run(
     question: Annotated[str, typer.Argument(help="What to ask.")],
-    slm: SlmOpt = None,
-    cloud_url: UrlOpt = None,
-    cloud_key: KeyOpt = None,
-    cloud_model: ModelOpt = None,
-    cloud_api: ApiOpt = None,
-    gpu_layers: GpuOpt = None,
-    policy: PolicyOpt = None,
-    offline: OfflineOpt = None,
-    max_calls: CallsOpt = None,
-    max_tokens: TokensOpt = None,
-    seed: SeedOpt = None,
-    temperature: TempOpt = None,
+    *,
+    flags: dict[str, Any],
     as_json: Annotated[bool, typer.Option("--json", help="Events as JSON lines.")] = False,
     prefix: Annotated[
         str, typer.Option("--prefix", help="Start of the answer, taken as the SLM's own.")
@@ -61,12 +42,7 @@ def run(
         err.print("[red]error:[/red] the question is empty")
         raise typer.Exit(2)
     preload_llama()
-    settings = settings_from(
-        slm=slm, cloud_url=cloud_url, cloud_key=cloud_key, cloud_model=cloud_model,
-        cloud_api=cloud_api, n_gpu_layers=gpu_layers,
-        policy=policy, offline=offline, max_calls=max_calls, max_tokens=max_tokens, seed=seed,
-        temperature=temperature,
-    )  # fmt: skip
+    settings = settings_from(**flags)
     from edge.app.runtime import build_relay
     from edge.app.show import AnswerPrinter
 
@@ -90,33 +66,15 @@ def run(
         raise typer.Exit(3)
 
 
-@app.command()
-def chat(
-    slm: SlmOpt = None,
-    cloud_url: UrlOpt = None,
-    cloud_key: KeyOpt = None,
-    cloud_model: ModelOpt = None,
-    cloud_api: ApiOpt = None,
-    gpu_layers: GpuOpt = None,
-    policy: PolicyOpt = None,
-    offline: OfflineOpt = None,
-    max_calls: CallsOpt = None,
-    max_tokens: TokensOpt = None,
-    seed: SeedOpt = None,
-    temperature: TempOpt = None,
-) -> None:
+@EDGE.command(app, *ANSWER)
+def chat(*, flags: dict[str, Any]) -> None:
     """A multi-turn conversation; earlier turns stay in the SLM's KV cache.
 
     Ctrl-C stops an answer and keeps what was shown; Ctrl-C or Ctrl-D at the prompt
     (or /exit) ends the chat.
     """
     preload_llama()
-    settings = settings_from(
-        slm=slm, cloud_url=cloud_url, cloud_key=cloud_key, cloud_model=cloud_model,
-        cloud_api=cloud_api, n_gpu_layers=gpu_layers,
-        policy=policy, offline=offline, max_calls=max_calls, max_tokens=max_tokens, seed=seed,
-        temperature=temperature,
-    )  # fmt: skip
+    settings = settings_from(**flags)
     from edge.app.runtime import build_relay
 
     cloud_down = watch_cloud(settings)
@@ -175,10 +133,11 @@ def _converse(relay: Any, system_prompt: str | None) -> None:
 DEMO_QUESTION = "Explain in a few sentences why the sky is blue."
 
 
-@app.command()
+@EDGE.command(app, Flag("seed", int, default=7))
 def demo(
     question: Annotated[str, typer.Argument(help="What to ask.")] = DEMO_QUESTION,
-    seed: SeedOpt = 7,
+    *,
+    flags: dict[str, Any],
 ) -> None:
     """No setup needed: bundled models, a local cloud endpoint, one relayed answer."""
     from edge.app.cloud_process import local_cloud
@@ -190,7 +149,7 @@ def demo(
         slm_path, cloud_path = bundled.pull("slm"), bundled.pull("cloud")
         out.print(f"SLM   {slm_path.name}\ncloud {cloud_path.name} (relay-cloud on loopback)")
         with local_cloud(cloud_path) as url:
-            settings = settings_from(slm=str(slm_path), cloud_url=url, seed=seed, max_tokens=160)
+            settings = settings_from(slm=str(slm_path), cloud_url=url, max_tokens=160, **flags)
             relay = build_relay(settings)
             out.print(f"[bold]question:[/bold] {question}\n[bold]answer[/bold] "
                       f"([{CLOUD_STYLE}]cloud text in this colour[/{CLOUD_STYLE}]):")  # fmt: skip

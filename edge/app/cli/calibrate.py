@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from edge.app.cli.common import SlmOpt, app, err, fail, out, settings_from
+from edge.app.cli.common import EDGE, SLM, app, err, fail, out, settings_from
 from protocol.errors import RelayError
 
 
@@ -19,9 +19,10 @@ def _ratio(value: float) -> float:
     return value
 
 
-@app.command()
+@EDGE.command(app, SLM)
 def calibrate(
-    slm: SlmOpt = None,
+    *,
+    flags: dict[str, Any],
     call_ratio: Annotated[
         float,
         typer.Option(
@@ -46,7 +47,7 @@ def calibrate(
     from edge.llama import LlamaChat
     from protocol.sampling import SamplingParams
 
-    settings = settings_from(slm=slm)
+    settings = settings_from(**flags)
     try:
         model = load_slm(settings)
     except RelayError as exc:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from edge.app.cli.common import ApiOpt, KeyOpt, ModelOpt, UrlOpt, app, fail, out, settings_from
+from edge.app.cli.common import CLOUD, EDGE, app, fail, out, settings_from
 from protocol.errors import RelayError
 
 cloud_app = typer.Typer(help="The clouds the relay calls.", no_args_is_help=True)
@@ -38,12 +38,10 @@ def stats() -> None:
     out.print(f"ledger: {ledger.path}", soft_wrap=True, highlight=False)
 
 
-@cloud_app.command("check")
+@EDGE.command(cloud_app, *CLOUD, name="check")
 def cloud_check(
-    cloud_url: UrlOpt = None,
-    cloud_key: KeyOpt = None,
-    cloud_model: ModelOpt = None,
-    cloud_api: ApiOpt = None,
+    *,
+    flags: dict[str, Any],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per cloud.")] = False,
 ) -> None:
     """Send each configured cloud one tiny continuation of a known partial answer and say
@@ -52,8 +50,7 @@ def cloud_check(
 
     from edge.app.cloud_check import check_clouds
 
-    settings = settings_from(cloud_url=cloud_url, cloud_key=cloud_key, cloud_model=cloud_model,
-                             cloud_api=cloud_api)  # fmt: skip
+    settings = settings_from(**flags)
     try:
         checks = check_clouds(settings)
     except RelayError as exc:

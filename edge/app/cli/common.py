@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from edge.openai_compat.flags import Flag, SettingsFlags
 from protocol.cli_help import plain_flags
 from protocol.errors import RelayError
 
@@ -61,48 +62,38 @@ def fail(exc: RelayError) -> typer.Exit:
     return typer.Exit(1)
 
 
-SlmOpt = Annotated[str | None, typer.Option("--slm", help="SLM GGUF path (default: bundled).")]
-UrlOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--cloud-url",
-        help=f"Cloud base URL (default: {DEFAULT_CLOUD_URL}); repeat it for clouds tried in order.",
-    ),
-]
-KeyOpt = Annotated[
-    list[str] | None, typer.Option("--cloud-key", help="API key of the cloud (one per URL).")
-]
-ModelOpt = Annotated[
-    list[str] | None, typer.Option("--cloud-model", help="Cloud model name (one per URL).")
-]
-ApiOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--cloud-api",
-        help="auto, completions, chat-continue, chat-prefix, anthropic or chat (one per URL).",
-    ),
-]
-PolicyOpt = Annotated[
-    str | None,
-    typer.Option("--policy", help="auto (default), learned, entropy, random, never or cloud."),
-]
-OfflineOpt = Annotated[bool | None, typer.Option("--offline", help="Never touch the network.")]
-CallsOpt = Annotated[
-    int | None, typer.Option("--max-calls", help="Most calls per answer (default: 4).")
-]
-TokensOpt = Annotated[
-    int | None, typer.Option("--max-tokens", help="Most tokens per answer (default: 512).")
-]
-GpuOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--gpu-layers", help="SLM layers on the GPU: auto (all on a GPU build), a number, 0, -1."
-    ),
-]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for reproducible answers.")]
-TempOpt = Annotated[
-    float | None, typer.Option("--temperature", help="SLM temperature (default: 0.7).")
-]
+EDGE = SettingsFlags("edge.app.settings:EdgeSettings")
+"""Flags of :class:`~edge.app.settings.EdgeSettings`: ``@EDGE.command(app, *FLAGS)``."""
+
+SLM = Flag("slm")
+CLOUD = (
+    Flag("cloud_url", list[str], note="Repeat it for clouds tried in order."),
+    Flag("cloud_key", list[str], note="One per URL."),
+    Flag("cloud_model", list[str], note="One per URL."),
+    Flag("cloud_api", list[str], note="One per URL."),
+)
+"""The cloud flags; the n-th key, model and API go with the n-th URL."""
+RELAY = (
+    SLM,
+    *CLOUD,
+    Flag("n_gpu_layers", name="--gpu-layers"),
+    Flag("policy"),
+    Flag("offline", bool),
+    Flag("max_calls", int),
+    Flag("max_tokens", int),
+    Flag("seed", int),
+)
+"""The flags of every command that builds a relay (``run``, ``chat``, ``serve``)."""
+ANSWER = (*RELAY, Flag("temperature", float))
+"""``run`` and ``chat``."""
+SERVE = (
+    *RELAY,
+    Flag("max_output_tokens", int),
+    Flag("request_timeout_s", float, name="--request-timeout"),
+    Flag("api_keys", list[str], name="--api-key", note="Repeatable."),
+    Flag("metrics_public", bool),
+)
+"""``serve``."""
 
 
 def say_notes(relay: Any) -> None:
@@ -139,9 +130,8 @@ def preload_llama() -> None:
     threading.Thread(target=importlib.import_module, args=("llama_cpp",), daemon=True).start()
 
 
-FLAGS = {"n_gpu_layers": "--gpu-layers", "request_timeout_s": "--request-timeout",
-         "api_keys": "--api-key"}  # fmt: skip
-"""Settings whose flag is not named after them."""
+FLAGS = {f.field: f.option for f in (*ANSWER, *SERVE)}
+"""Each field's flag, to name it in an error."""
 _UNION_PARTS = ("literal[", "constrained-", "int", "str", "list[", "function-")
 
 

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from edge.app.cli.common import (
     DEFAULT_SERVE_PORT,
-    ApiOpt,
-    CallsOpt,
-    GpuOpt,
-    KeyOpt,
-    ModelOpt,
-    OfflineOpt,
-    PolicyOpt,
-    SeedOpt,
-    SlmOpt,
-    TokensOpt,
-    UrlOpt,
+    EDGE,
+    SERVE,
     app,
     err,
     fail,
@@ -27,58 +18,21 @@ from edge.app.cli.common import (
     say_notes,
     settings_from,
 )
-from protocol.cli_help import LogFormatChoice
+from edge.openai_compat.flags import LogFormat, LogFormatChoice, LogLevel
 from protocol.errors import RelayError
 
 
-@app.command()
+@EDGE.command(app, *SERVE)
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = DEFAULT_SERVE_PORT,
-    slm: SlmOpt = None,
-    cloud_url: UrlOpt = None,
-    cloud_key: KeyOpt = None,
-    cloud_model: ModelOpt = None,
-    cloud_api: ApiOpt = None,
-    gpu_layers: GpuOpt = None,
-    policy: PolicyOpt = None,
-    offline: OfflineOpt = None,
-    max_calls: CallsOpt = None,
-    max_tokens: TokensOpt = None,
-    seed: SeedOpt = None,
-    max_output_tokens: Annotated[
-        int | None,
-        typer.Option(help="Most tokens a request may ask for (default 4096; more is a 400)."),
-    ] = None,
-    request_timeout: Annotated[
-        float | None,
-        typer.Option(help="Seconds until an answer is cut (finish_reason length; default 300)."),
-    ] = None,
-    api_key: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--api-key", help="Key the /v1 routes accept (repeatable; needed off loopback)."
-        ),
-    ] = None,
-    metrics_public: Annotated[
-        bool | None,
-        typer.Option("--metrics-public", help="GET /metrics without a key (a private network)."),
-    ] = None,
-    log_level: Annotated[
-        str, typer.Option(help="Log level (info, the default: a line per request).")
-    ] = "info",
-    log_format: Annotated[
-        LogFormatChoice, typer.Option(help="text, or json: one object a line.")
-    ] = LogFormatChoice.text,
+    *,
+    flags: dict[str, Any],
+    log_level: LogLevel = "info",
+    log_format: LogFormat = LogFormatChoice.text,
 ) -> None:
     """Serve the relay as an OpenAI-compatible /v1/chat/completions on this machine."""
-    settings = settings_from(
-        slm=slm, cloud_url=cloud_url, cloud_key=cloud_key, cloud_model=cloud_model,
-        cloud_api=cloud_api, n_gpu_layers=gpu_layers,
-        policy=policy, offline=offline, max_calls=max_calls, max_tokens=max_tokens, seed=seed,
-        max_output_tokens=max_output_tokens, request_timeout_s=request_timeout,
-        api_keys=api_key or None, metrics_public=metrics_public,
-    )  # fmt: skip
+    settings = settings_from(**flags)
     from edge.openai_compat.server import is_loopback
 
     if not is_loopback(host) and not settings.api_keys:
