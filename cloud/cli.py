@@ -100,6 +100,10 @@ def serve(
     prompt_slots: Annotated[
         int | None, typer.Option(help="Conversations whose KV context the engine keeps.")
     ] = None,
+    parallel: Annotated[
+        int | None,
+        typer.Option(help="Answers generated at once (default: n_ctx/512, at most 8)."),
+    ] = None,
     max_output_tokens: Annotated[
         int | None, typer.Option(help="Most tokens one answer may ask for (default 4096).")
     ] = None,
@@ -145,6 +149,7 @@ def serve(
         max_body_bytes=max_body_bytes,
         max_queue=max_queue,
         prompt_slots=prompt_slots,
+        parallel=parallel,
         max_output_tokens=max_output_tokens,
         request_timeout_s=request_timeout,
         upstream_url=upstream_url,

@@ -76,6 +76,11 @@ class CloudSettings(BaseSettings):
     prompt_slots: int = Field(
         4, ge=0, le=64, description="Embedded engine: conversations whose context is kept."
     )
+    parallel: int | None = Field(
+        None, ge=1, le=128,
+        description="Embedded engine: answers generated at once, sharing the n_ctx context "
+        "(default: n_ctx // 512, at most 8; 1 gives seeded answers reproducible text).",
+    )  # fmt: skip
     max_output_tokens: int = Field(
         4096, ge=1, le=262144,
         description="Most tokens one answer may ask for (above it: 400); the default limit.",
