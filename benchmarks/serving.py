@@ -34,7 +34,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks.llama_server import llama_server
-from edge.cloud_process import free_port, running
+from edge.app.cloud_process import free_port, running
 
 __all__ = ["serving_figures"]
 
