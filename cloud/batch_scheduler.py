@@ -18,6 +18,18 @@ beside those of the running answers; finished answers' cells are dropped,
 oldest first, to make room. A request that does not fit waits, and the ones
 behind it wait too (first come, first served); a prompt of ``n_ctx`` tokens or
 more can never fit and fails at once with a context overflow.
+
+Seeds: llama.cpp sums a sequence's attention over its cells in the order they
+sit in the cache, and which cells a token gets depends on what the cache held
+before, so the same tokens in other cells can give other logits. A seeded
+answer that starts while no other answer runs is laid out as in a fresh
+context, position ``i`` in cell ``i``: it goes on from the sequence held since
+the cache was last emptied, as long as only seeded answers that ran alone have
+placed cells since (re-using the whole aligned blocks they evaluated), and
+otherwise empties the cache first (other requests' cached prefixes are
+dropped). Its prompt is then evaluated a block of ``EXACT_BLOCK`` tokens at a
+time, aligned to positions, and its decodes hold nothing else while it runs
+alone, so it draws the same tokens every time.
 """
 
 from __future__ import annotations
@@ -29,6 +41,7 @@ from collections import deque
 from cloud.batch_answer import Answer
 from cloud.prompt_slots import Cells, PromptSlots
 from cloud.sequences import Chunk, Sequences
+from edge.core.local_model import common_prefix
 from edge.llama import LlamaModel
 from edge.llama.model import EXACT_BLOCK
 from protocol.errors import ContextOverflow
@@ -54,6 +67,8 @@ class BatchScheduler:
         self._running: list[Answer] = []
         self._lock = threading.Condition()
         self._closing = False
+        self._fresh: int | None = None
+        """The sequence laid out as in a fresh context, while the cache holds no other."""
         self._thread = threading.Thread(target=self._run, name="llama-engine", daemon=True)
         self._thread.start()
 
@@ -88,11 +103,12 @@ class BatchScheduler:
                 self._step()
             except Exception as exc:  # a failed decode ends the answers it held, not the engine
                 log.exception("the embedded engine's step failed")
+                self._fresh = None
                 for answer in self._running:
                     if not answer.finished:
                         answer.finished = True
                         answer.emit(exc)
-                self._release_finished()
+                self._release_finished(keep=False)  # what their cells hold is not known
 
     def _step(self) -> None:
         with self._lock:
@@ -137,7 +153,8 @@ class BatchScheduler:
                 return
             with self._lock:
                 self._waiting.popleft()
-            cells, cached = self._cells_for(answer)
+            alone = answer.exact and not self._running
+            cells, cached = self._fresh_cells(answer) if alone else self._cells_for(answer)
             answer.start(self.model, cells, cached)
             self._running.append(answer)
 
@@ -168,8 +185,11 @@ class BatchScheduler:
 
     def _cells_for(self, answer: Answer) -> tuple[Cells, int]:
         """A sequence for ``answer`` holding the longest re-usable prefix of its prompt."""
+        self._fresh = None  # its cells go where they fit
         running = [a.cells for a in self._running]
         reuse = self.slots.best(answer.prompt, answer.exact, running)
+        if reuse is not None and not self.sequences.reusable(reuse.source.seq_id, reuse.count):
+            reuse = None
         if reuse is not None and reuse.take_over:
             cells = self.slots.take(reuse.source.seq_id)
             self.sequences.remove(cells.seq_id, reuse.count)
@@ -187,12 +207,30 @@ class BatchScheduler:
             return cells, reuse.count
         return cells, 0
 
-    def _release_finished(self) -> None:
-        """Hand finished answers' sequences to the prompt cache."""
+    def _fresh_cells(self, answer: Answer) -> tuple[Cells, int]:
+        """Cells for a seeded answer that starts alone: position ``i`` in cell ``i``, as in a
+        fresh context (see the module's docstring)."""
+        held = self.slots.get(self._fresh)
+        if held is None:
+            for cells in self.slots.clear():
+                self._free.append(cells.seq_id)
+            self.sequences.clear()
+            self._fresh = self._free.pop()
+            return Cells(self._fresh), 0
+        count = min(common_prefix(held.tokens, answer.prompt), len(answer.prompt) - 1, held.exact)
+        count -= count % EXACT_BLOCK
+        cells = self.slots.take(held.seq_id)  # the only sequence held: its cells run from 0
+        self.sequences.remove(cells.seq_id, count)
+        del cells.tokens[count:]
+        cells.exact = count
+        return cells, count
+
+    def _release_finished(self, *, keep: bool = True) -> None:
+        """Hand finished answers' sequences to the prompt cache (``keep=False``: free them)."""
         for answer in [a for a in self._running if a.finished]:
             self._running.remove(answer)
             answer.close()
-            if self.slots.slots == 0:
+            if not keep or self.slots.slots == 0:
                 self._forget(answer.cells)
                 continue
             for dropped in self.slots.keep(answer.cells):

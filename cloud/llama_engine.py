@@ -14,10 +14,11 @@ suffix, even when other users' requests came in between
 (:mod:`cloud.prompt_slots`); the re-used count is reported as
 ``usage.prompt_tokens_details.cached_tokens``.
 
-With a ``seed``, the same request gives the same text at ``parallel = 1``. With
-several answers in one decode, llama.cpp's CPU kernels may round differently
-with the batch's size, so a seeded answer can then differ slightly from the
-same answer alone.
+With a ``seed``, the same request gives the same text whenever it runs alone
+(always at ``parallel = 1``): its cells are laid out as in a fresh context
+(:mod:`cloud.batch_scheduler`). With several answers in one decode, llama.cpp's
+CPU kernels may round differently with the batch's size, so a seeded answer
+can then differ slightly from the same answer alone.
 """
 
 from __future__ import annotations

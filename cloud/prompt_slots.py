@@ -87,6 +87,16 @@ class PromptSlots:
             dropped.append(self._held.popitem(last=False)[1])
         return dropped
 
+    def get(self, seq_id: int | None) -> Cells | None:
+        """The held sequence ``seq_id``, if it is held."""
+        return None if seq_id is None else self._held.get(seq_id)
+
+    def clear(self) -> list[Cells]:
+        """Stop holding every sequence (the cache is being emptied); the ones dropped."""
+        dropped = list(self._held.values())
+        self._held.clear()
+        return dropped
+
     def touch(self, seq_id: int) -> None:
         """Mark a held sequence as just used (its prefix was copied)."""
         if seq_id in self._held:

@@ -10,7 +10,13 @@ unified KV cache, and gives the embedded engine what continuous batching needs:
 * ``remove(seq_id, start)``: free a sequence's cells from ``start`` on
   (``llama_memory_seq_rm``);
 * ``copy(src, dst, count)``: let ``dst`` share the first ``count`` cells of
-  ``src`` (``llama_memory_seq_cp``: a shared prefix is stored once).
+  ``src`` (``llama_memory_seq_cp``: a shared prefix is stored once);
+* ``clear()``: empty the cache, so that cells are placed from cell 0 again as
+  in a fresh context (``llama_memory_clear``);
+* ``first_position(seq_id)``: the earliest position a sequence still holds.
+  A sliding-window layer's cells outside a sequence's window may be taken by
+  other sequences (llama.cpp then drops that sequence's earlier positions), so
+  a prefix is re-usable only while the window before its end is still held.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ class Sequences:
         if n_seq > 1:
             _reopen(model, n_seq)
         self._ctx = model.llama._ctx
+        self.window = int(llama_cpp.llama_model_n_swa(model.llama._model.model))
+        """The sliding-window layers' window in tokens (0: the model has none)."""
         self._batch: Any = llama_cpp.llama_batch_init(n_batch, 0, 1)  # None once closed
 
     def decode(self, chunks: Sequence[Chunk]) -> list[int]:
@@ -87,6 +95,23 @@ class Sequences:
         import llama_cpp
 
         llama_cpp.llama_memory_seq_cp(self._ctx.memory, src, dst, 0, count)
+
+    def clear(self) -> None:
+        """Free every sequence's cells; the next cells are placed from cell 0 on."""
+        import llama_cpp
+
+        llama_cpp.llama_memory_clear(self._ctx.memory, False)
+
+    def first_position(self, seq_id: int) -> int:
+        """The earliest position ``seq_id`` still holds in every layer (-1: none)."""
+        import llama_cpp
+
+        return int(llama_cpp.llama_memory_seq_pos_min(self._ctx.memory, seq_id))
+
+    def reusable(self, seq_id: int, count: int) -> bool:
+        """Whether ``seq_id``'s first ``count`` positions can be gone on from: the positions
+        a sliding window reaches back to from ``count`` are all still held."""
+        return count == 0 or self.first_position(seq_id) <= max(0, count - self.window)
 
     def close(self) -> None:
         import llama_cpp

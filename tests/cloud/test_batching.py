@@ -110,29 +110,63 @@ def test_a_request_extending_a_running_one_reuses_its_cells(engine: LlamaEngine)
     assert extended.cached_tokens < extended.prompt_tokens
 
 
+LIGHTHOUSE = "Write a short story about a lighthouse keeper. " + "The lamp turned all night. " * 24
+"""A prompt of more than two ``EXACT_BLOCK`` blocks, so that seeded answers re-use some."""
+
+
+async def seeded_text(engine: LlamaEngine, prompt: str, seed: int = 7) -> tuple[str, int]:
+    """The text of a seeded answer and how many of its prompt's tokens were re-used."""
+    answer = await deltas(engine, prompt, Generation(SamplingParams(temperature=1.0, seed=seed),
+                                                     max_tokens=16))  # fmt: skip
+    usage = answer[-1].usage
+    assert usage is not None
+    return "".join(d.text for d in answer), usage.cached_tokens
+
+
 def test_a_seed_gives_the_same_text_alone_or_queued_at_parallel_one(
-    cloud_model_path: Path,
+    cloud_model_path: Path, engine: LlamaEngine
 ) -> None:
-    engine = LlamaEngine.load(cloud_model_path, n_ctx=1024, n_threads=2, parallel=1)
-    seeded = Generation(SamplingParams(temperature=1.0, seed=7), max_tokens=16)
+    single = LlamaEngine.load(cloud_model_path, n_ctx=2048, n_threads=2, parallel=1)
     unseeded = Generation(SamplingParams(temperature=1.0), max_tokens=8)
-    prompt = "Write a short story about a lighthouse keeper."
+    longer = LIGHTHOUSE + "Then a storm came."
 
     async def text(prompt: str, generation: Generation) -> str:
-        return "".join(d.text for d in await deltas(engine, prompt, generation))
+        return "".join(d.text for d in await deltas(single, prompt, generation))
 
-    async def alone_then_among_others() -> tuple[str, list[str]]:
-        alone = await text(prompt, seeded)
-        return alone, await asyncio.gather(
-            text("Tell me about cats.", unseeded), text(prompt, seeded),
-            text(prompt + " Make it sad.", unseeded), text(prompt, seeded),
+    async def alone_again_then_among_others() -> list[tuple[str, int]]:
+        seen = [await seeded_text(single, LIGHTHOUSE), await seeded_text(single, LIGHTHOUSE),
+                await seeded_text(single, longer)]  # fmt: skip
+        await text("Tell me about cats.", unseeded)
+        seen.append(await seeded_text(single, longer))
+        mixed = await asyncio.gather(
+            text("Tell me about cats.", unseeded), seeded_text(single, LIGHTHOUSE),
+            text(LIGHTHOUSE + " Make it sad.", unseeded), seeded_text(single, LIGHTHOUSE),
         )  # fmt: skip
+        return [*seen, mixed[1], mixed[3]]  # type: ignore[list-item]
 
     try:
-        alone, mixed = asyncio.run(alone_then_among_others())
+        alone, again, extended, extended_fresh, queued, queued_late = asyncio.run(
+            alone_again_then_among_others()
+        )
     finally:
-        asyncio.run(engine.aclose())
-    assert alone == mixed[1] == mixed[3]
+        asyncio.run(single.aclose())
+    assert alone[1] == 0
+    assert again[1] >= 128  # the blocks the first answer evaluated
+    assert extended[1] >= 128
+    assert extended_fresh[1] == queued[1] == 0  # after an unseeded answer: a fresh layout
+    assert alone[0] == again[0] == queued[0] == queued_late[0]
+    assert extended[0] == extended_fresh[0]
+    assert asyncio.run(seeded_text(engine, LIGHTHOUSE)) == (alone[0], 0)  # parallel 3, alone
+
+
+def test_a_seeded_answer_leaves_other_prompts_reusable(engine: LlamaEngine) -> None:
+    async def seeded_then_unseeded() -> list[Delta]:
+        await seeded_text(engine, LIGHTHOUSE, seed=3)
+        return await deltas(engine, LIGHTHOUSE + " Then", Generation(GREEDY, max_tokens=2))
+
+    usage = asyncio.run(seeded_then_unseeded())[-1].usage
+    assert usage is not None
+    assert usage.cached_tokens >= usage.prompt_tokens - 4  # the whole seeded prompt
 
 
 def test_default_parallel_follows_the_context() -> None:
