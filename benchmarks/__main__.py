@@ -31,6 +31,9 @@ machine's speed cancels out:
   ``upstream_prefix_reuse_time_ratio``: relay-cloud under several users, and in
   front of llama-cpp-python's server
   (:mod:`benchmarks.concurrency`).
+* ``relay_one_stream_tok_s``, ``relay_eight_vs_one_ratio``, ``relay_fifty_ttft_p95_s``,
+  ``serving_relay_vs_llamacpp_one_stream`` and the rest: relay-cloud's embedded engine
+  beside llama.cpp's own ``llama-server`` (:mod:`benchmarks.serving`).
 * ``cli_start_ms``, ``first_token_ms``, ``first_token_vs_bare_ratio``: start-up
   of ``relay --help`` and ``relay run`` against a bare llama-cpp-python script
   (:mod:`benchmarks.startup`).
@@ -68,6 +71,7 @@ from benchmarks.concurrency import (
 from benchmarks.memory import decode_ratio_deep, edge_memory
 from benchmarks.resume import resume_latency
 from benchmarks.servers import serve_in_process, serve_in_thread
+from benchmarks.serving import serving_figures
 from benchmarks.sharing import busy_machine_ratios, demo_latency
 from benchmarks.startup import startup
 from cloud.engine import Delta, Generation
@@ -321,6 +325,8 @@ def main() -> None:
         results |= concurrent_streams(cloud_path, count=20 if args.quick else 50)
         results["prefix_reuse_interleaved"] = interleaved_prefix_reuse(cloud_path)
         results["upstream_prefix_reuse_time_ratio"] = upstream_prefix_reuse(slm_path)
+        status.update("serving beside llama-server")
+        results |= serving_figures(cloud_path, threads, fifty=20 if args.quick else 50)
         status.update("a busy machine")
         results |= busy_machine_ratios(slm_path, 120 if args.quick else 300, repeats)
         results |= demo_latency(slm_path, cloud_path, 2 if args.quick else 5)
@@ -353,6 +359,9 @@ TARGETS = {
     "first_token_vs_bare_ratio": ("<=", 1.2),
     "prefix_reuse_interleaved": ("<=", 0.5),
     "busy_machine_ratio": (">=", 0.4),
+    "serving_relay_vs_llamacpp_one_stream": (">=", 0.95),
+    "relay_eight_vs_one_ratio": (">=", 2.0),
+    "relay_fifty_ttft_p95_s": ("<=", 2.5),
 }
 
 
@@ -370,6 +379,9 @@ def show(console: Console, results: dict[str, object]) -> None:
         "first_tokens_in_order",
         "upstream_prefix_reuse_time_ratio", "busy_machine_ratio_all_threads",
         "alone_tokens_per_s", "busy_tokens_per_s", "demo_call_ms_p50", "demo_answer_s",
+        *(f"{server}_{name}" for server in ("relay", "llamacpp") for name in (
+            "one_stream_tok_s", "eight_streams_tok_s", "eight_vs_one_ratio", "fifty_ttft_p95_s",
+            "fifty_wall_s")),
     )  # fmt: skip
     for name in (*TARGETS, *extra):
         if name not in results:
@@ -379,6 +391,8 @@ def show(console: Console, results: dict[str, object]) -> None:
         met = "" if target is None else "yes" if _meets(value, op, target) else "NO"
         table.add_row(name, f"{value:.3f}", f"{op} {target}" if target else "", met)
     console.print(table)
+    if "serving_note" in results:
+        console.print(f"serving: {results['serving_note']}")
 
 
 def _meets(value: float, op: str, target: float) -> bool:

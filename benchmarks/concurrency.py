@@ -2,11 +2,12 @@
 
 * ``concurrent_streams_ok``: of 50 streamed completions sent 10 ms apart, how
   many finished without an error; ``ttft_p95_ms`` their 95th-percentile time
-  to first token (queueing included: the embedded engine answers one at a
-  time, first come first served); ``cloud_tokens_per_s`` the throughput;
-  ``first_tokens_in_order``: the share of requests whose first token the client
-  saw no later than the next request's (15 ms apart or less is a tie: requests
-  answered in one batch). That the server serves in arrival order is tested
+  to first token (queueing included: the embedded engine answers its default
+  number of requests at once, the rest first come first served);
+  ``cloud_tokens_per_s`` the throughput; ``first_tokens_in_order``: the share
+  of requests whose first token the client saw no later than the next
+  request's (15 ms apart or less is a tie: requests answered in one batch).
+  That the server serves in arrival order is tested
   (``tests/cloud/test_concurrency.py``); how close to that order a client sees
   the first tokens land on a busy machine is this figure.
 * ``prefix_reuse_interleaved``: four answers make their first calls, then

@@ -64,7 +64,8 @@ def build_engine(settings: CloudSettings) -> Engine:
     path = resolve_model(settings.model, default="cloud")
     return LlamaEngine.load(
         path, model_id=settings.model_id, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
-        prompt_slots=settings.prompt_slots, n_gpu_layers=settings.n_gpu_layers,
+        prompt_slots=settings.prompt_slots, parallel=settings.parallel,
+        n_gpu_layers=settings.n_gpu_layers,
     )  # fmt: skip
 
 
@@ -119,8 +120,12 @@ def _add_routes(app: FastAPI) -> None:
     errors = error_responses(400, 401, 404, 413, 429, 503)
 
     @app.get("/health")
-    async def health(request: Request) -> dict[str, str]:
-        return {"status": "ok", "model": request.app.state.engine.model_id}
+    async def health(request: Request) -> dict[str, str | int]:
+        engine = request.app.state.engine
+        found: dict[str, str | int] = {"status": "ok", "model": engine.model_id}
+        if isinstance(parallel := getattr(engine, "parallel", None), int):
+            found["parallel"] = parallel  # the embedded engine: answers generated at once
+        return found
 
     @app.get("/v1/models", dependencies=guarded, responses=error_responses(401))
     async def models(request: Request) -> ModelList:

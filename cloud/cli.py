@@ -61,6 +61,7 @@ SERVE = (
     Flag("max_body_bytes", int),
     Flag("max_queue", int),
     Flag("prompt_slots", int),
+    Flag("parallel", int),
     Flag("max_output_tokens", int, note="A request that names no limit gets this many."),
     Flag("request_timeout_s", float, name="--request-timeout"),
     Flag("upstream_url"),

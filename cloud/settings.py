@@ -75,6 +75,11 @@ class CloudSettings(BaseSettings, ServingSettings):
     prompt_slots: int = Field(
         4, ge=0, le=64, description="Embedded engine: conversations whose context is kept."
     )
+    parallel: int | None = Field(
+        None, ge=1, le=128,
+        description="Embedded engine: answers generated at once, sharing the n_ctx context "
+        "(default: n_ctx // 512, at most 8; 1 gives seeded answers reproducible text).",
+    )  # fmt: skip
     upstream_url: str | None = Field(None, description="OpenAI-compatible base URL to forward to.")
     upstream_api_key: SecretStr | None = Field(None, description="Key for the upstream server.")
     upstream_model: str | None = Field(None, description="Upstream model (default: its first).")

@@ -53,5 +53,9 @@ class Sampler:
         self._model.share_cores()
         return self._chain.sample(self._model.llama._ctx, -1)
 
+    def sample_at(self, index: int) -> int:
+        """Draw the token that follows output ``index`` of the last decode of several sequences."""
+        return self._chain.sample(self._model.llama._ctx, index)
+
     def close(self) -> None:
         self._chain.close()
