@@ -42,7 +42,9 @@ class AnswerContext:
         self.record.mask += [int(local)] * len(tokens)
 
     def rewind(self, n: int) -> Steps:
-        """Take the last ``n`` tokens back."""
+        """Take the last ``n`` tokens back (none: nothing happens)."""
+        if n <= 0:
+            return
         yield Rewind(n)
         del self.record.tokens[-n:], self.record.mask[-n:]
 
