@@ -14,14 +14,14 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cloud.keys import KeyPolicy
 from cloud.state import key_usage
-from edge.openai_compat.metrics import LATENCY_BUCKETS
+from edge.openai_compat.metrics import Instruments
 from edge.reservations import ReservationStore, periods
 
 __all__ = ["CloudMetrics", "RequestCounter"]
@@ -35,41 +35,31 @@ class CloudMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
+        m = Instruments(self.registry)
         self.model = ""
-        self.requests = Counter(
+        self.requests = m.counter(
             "relayllm_cloud_requests", "Requests, by route, HTTP status and key name.",
-            ["route", "status", "key"], registry=r,
-        )  # fmt: skip
-        self.prompt_tokens = Counter(
+            "route", "status", "key")  # fmt: skip
+        self.prompt_tokens = m.counter(
             "relayllm_cloud_prompt_tokens", "Prompt tokens billed, by key name and model.",
-            ["key", "model"], registry=r,
-        )  # fmt: skip
-        self.cached_tokens = Counter(
-            "relayllm_cloud_cached_prompt_tokens",
-            "Prompt tokens the engine re-used from its cache (part of the prompt tokens).",
-            ["key", "model"], registry=r,
-        )  # fmt: skip
-        self.completion_tokens = Counter(
+            "key", "model")  # fmt: skip
+        self.cached_tokens = m.counter(
+            "relayllm_cloud_cached_prompt_tokens", "Prompt tokens the engine re-used from its "
+            "cache (part of the prompt tokens).", "key", "model")  # fmt: skip
+        self.completion_tokens = m.counter(
             "relayllm_cloud_completion_tokens", "Completion tokens billed, by key and model.",
-            ["key", "model"], registry=r,
-        )  # fmt: skip
-        self.first_token = Histogram(
-            "relayllm_cloud_time_to_first_token_seconds",
-            "From a request's admission to its first generated text.",
-            ["model"], buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.rate = Histogram(
-            "relayllm_cloud_generation_tokens_per_second",
-            "Completion tokens per second after the first, per request.",
-            ["model"], buckets=RATE_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.rate_limited = Counter(
+            "key", "model")  # fmt: skip
+        self.first_token = m.histogram(
+            "relayllm_cloud_time_to_first_token_seconds", "From a request's admission to its "
+            "first generated text.", "model")  # fmt: skip
+        self.rate = m.histogram(
+            "relayllm_cloud_generation_tokens_per_second", "Completion tokens per second after "
+            "the first, per request.", "model", buckets=RATE_BUCKETS)  # fmt: skip
+        self.rate_limited = m.counter(
             "relayllm_cloud_rate_limited", "429s, by the limit hit (queue: the server is full).",
-            ["limit"], registry=r,
-        )  # fmt: skip
-        self.queue_depth = Gauge(
-            "relayllm_cloud_queue_depth", "Requests being answered or waiting.", registry=r
+            "limit")  # fmt: skip
+        self.queue_depth = m.gauge(
+            "relayllm_cloud_queue_depth", "Requests being answered or waiting."
         )
 
     def follow(

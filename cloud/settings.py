@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from edge.llama.fields import CpuThreads, GpuLayers
 from edge.openai_compat.server import is_loopback
 from edge.openai_compat.serving import ServingSettings
 from protocol.errors import SetupError
@@ -43,12 +44,8 @@ class CloudSettings(BaseSettings, ServingSettings):
     n_ctx: int = Field(
         4096, ge=256, le=262144, description="Context window of the embedded engine."
     )
-    n_threads: int | None = Field(
-        None, ge=1, le=512,
-        description="CPU threads (default: the free physical performance cores, followed while "
-        "decoding).",
-    )  # fmt: skip
-    n_gpu_layers: Literal["auto"] | Annotated[int, Field(ge=-1, le=10000)] = Field(
+    n_threads: CpuThreads = None
+    n_gpu_layers: GpuLayers = Field(
         "auto", description="Layers on the GPU: auto (all on a GPU build), a number, 0 or -1 (all)."
     )
     api_keys: list[SecretStr] = Field(default_factory=list, description="Accepted API keys.")

@@ -14,12 +14,12 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from edge.app.settings import EdgeSettings
-from edge.openai_compat.metrics import LATENCY_BUCKETS
+from edge.openai_compat.metrics import Instruments
 from protocol.events import CallFinished, CallStarted, DoneEvent, RelayEvent, TextEvent
 
 if TYPE_CHECKING:
@@ -35,52 +35,30 @@ class EdgeMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
-        self.answers = Counter(
-            "relayllm_answers", "Answers, by finish reason.", ["finish_reason"], registry=r
-        )
-        self.tokens = Counter(
-            "relayllm_tokens",
-            "Answer tokens, by the model that wrote them (slm: the local model, llm: the cloud).",
-            ["source"],
-            registry=r,
-        )
-        self.calls = Counter(
-            "relayllm_calls",
-            "Cloud calls, by outcome (ok, fallback, refused) and the cloud that answered last.",
-            ["outcome", "cloud"],
-            registry=r,
-        )
-        self.call_first_token = Histogram(
-            "relayllm_call_first_token_seconds",
-            "From a call's start to its first cloud text.",
-            ["cloud"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.call_seconds = Histogram(
-            "relayllm_call_seconds", "A whole cloud call.", ["cloud"], buckets=LATENCY_BUCKETS,
-            registry=r,
-        )  # fmt: skip
-        self.resume = Histogram(
-            "relayllm_resume_seconds", "From a call's end to the SLM's next text.",
-            buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.refused = Counter(
+        m = Instruments(self.registry)
+        self.answers = m.counter("relayllm_answers", "Answers, by finish reason.", "finish_reason")
+        self.tokens = m.counter(
+            "relayllm_tokens", "Answer tokens, by the model that wrote them (slm: the local "
+            "model, llm: the cloud).", "source")  # fmt: skip
+        self.calls = m.counter(
+            "relayllm_calls", "Cloud calls, by outcome (ok, fallback, refused) and the cloud "
+            "that answered last.", "outcome", "cloud")  # fmt: skip
+        self.call_first_token = m.histogram(
+            "relayllm_call_first_token_seconds", "From a call's start to its first cloud text.",
+            "cloud")  # fmt: skip
+        self.call_seconds = m.histogram("relayllm_call_seconds", "A whole cloud call.", "cloud")
+        self.resume = m.histogram(
+            "relayllm_resume_seconds", "From a call's end to the SLM's next text.")  # fmt: skip
+        self.refused = m.counter(
             "relayllm_requests_refused", "Requests refused before an answer (overloaded: 429).",
-            ["reason"], registry=r,
-        )  # fmt: skip
-        self.cut = Counter(
+            "reason")  # fmt: skip
+        self.cut = m.counter(
             "relayllm_answers_cut", "Answers cut short (deadline: --request-timeout).",
-            ["reason"], registry=r,
-        )  # fmt: skip
-        self.queue_wait = Histogram(
-            "relayllm_queue_wait_seconds", "From a request's arrival to its answer's start.",
-            buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.queue_depth = Gauge(
-            "relayllm_queue_depth", "Requests being answered or waiting.", registry=r
+            "reason")  # fmt: skip
+        self.queue_wait = m.histogram(
+            "relayllm_queue_wait_seconds", "From a request's arrival to its answer's start."
         )
+        self.queue_depth = m.gauge("relayllm_queue_depth", "Requests being answered or waiting.")
         self.refused.labels("overloaded")
         self.cut.labels("deadline")
 

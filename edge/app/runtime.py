@@ -7,9 +7,10 @@ ledger the relay owns (:attr:`Relay.ledger`).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,6 @@ from edge.core.record import AnswerRecord
 from edge.core.relay import RelayLimits
 from edge.llama import LlamaChat, LlamaModel
 from edge.openai_compat import tracing
-from protocol.events import RelayEvent
 from protocol.sampling import SamplingParams
 
 if TYPE_CHECKING:
@@ -93,6 +93,8 @@ class Relay:
         ledger: Ledger | None = None,
     ) -> None:
         self.loop = loop
+        self.answer = loop.run
+        """Events of one answer to a prompt (:meth:`RelayLoop.run`)."""
         self.chat = chat
         self.settings = settings
         self.policy = policy
@@ -149,37 +151,24 @@ class Relay:
             self.chat, messages, n_ctx=n_ctx, reserve=reserve, continue_final=continue_final
         )
 
-    def answer(
-        self,
-        prompt: RelayPrompt,
-        *,
-        prefix: str = "",
-        seed: int | None = None,
-        sampling: SamplingParams | None = None,
-        limits: RelayLimits | None = None,
-    ) -> Iterator[RelayEvent]:
-        """Events of one answer to ``prompt`` (see :meth:`RelayLoop.run`)."""
-        return self.loop.run(prompt, prefix=prefix, seed=seed, sampling=sampling, limits=limits)
+
+def _fields(settings: EdgeSettings, target: type, **renamed: str) -> dict[str, object]:
+    """The values ``settings`` hold for ``target``'s fields (same name, or the one ``renamed``
+    gives)."""
+    names = [f.name for f in dataclasses.fields(target)]
+    return {
+        name: getattr(settings, renamed.get(name, name))
+        for name in names
+        if hasattr(settings, renamed.get(name, name))
+    }
 
 
 def build_relay(
     settings: EdgeSettings, model: LlamaModel | None = None, cloud: CloudClient | None = None
 ) -> Relay:
     """The relay for ``settings``; pass ``model``/``cloud`` to re-use existing ones."""
-    limits = RelayLimits(
-        max_calls=settings.max_calls,
-        max_tokens=settings.max_tokens,
-        max_call_tokens=settings.max_call_tokens,
-        repeat_guard=settings.repeat_guard,
-    )
-    sampling = SamplingParams(
-        temperature=settings.temperature,
-        top_p=settings.top_p,
-        seed=settings.seed,
-        repeat_penalty=settings.repeat_penalty,
-        presence_penalty=settings.presence_penalty,
-        penalty_last_n=settings.repeat_last_n,
-    )
+    limits = RelayLimits(**_fields(settings, RelayLimits))
+    sampling = SamplingParams(**_fields(settings, SamplingParams, penalty_last_n="repeat_last_n"))
     if cloud is None and not settings.offline:  # the HTTP stack imports while the model loads
         threading.Thread(
             target=importlib.import_module, args=("edge.app.cloud_stack",), daemon=True

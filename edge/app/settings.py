@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 import platformdirs
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from edge.clouds.settings import CapSettings, CloudApiName, CloudTarget, Price, http_url
+from edge.llama.fields import CpuThreads, GpuLayers
 from edge.openai_compat.serving import ServingSettings
 
 __all__ = ["EdgeSettings", "PolicyName", "config_path", "data_dir"]
@@ -58,12 +59,8 @@ class EdgeSettings(BaseSettings, ServingSettings):
         description="SLM KV cache types (keys/values): q8_0 holds a context in half f16's "
         "memory; q8_0/q4_0 in 39 %, decoding slower in long contexts.",
     )
-    n_threads: int | None = Field(
-        None, ge=1, le=512,
-        description="CPU threads (default: the free physical performance cores, followed while "
-        "decoding).",
-    )  # fmt: skip
-    n_gpu_layers: Literal["auto"] | Annotated[int, Field(ge=-1, le=10000)] = Field(
+    n_threads: CpuThreads = None
+    n_gpu_layers: GpuLayers = Field(
         "auto",
         description="SLM layers on the GPU: auto (all on a GPU build, none on a CPU build), a "
         "number, 0 (CPU only) or -1 (all).",

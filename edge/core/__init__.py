@@ -14,15 +14,7 @@ from protocol.lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        "edge.core.cloud": [
-            "CloudBudget",
-            "CloudClient",
-            "CloudEnd",
-            "CloudItem",
-            "CloudRequest",
-            "CloudSkip",
-            "CloudText",
-        ],
+        "edge.core.cloud": ["CloudClient", "CloudRequest"],
         "edge.core.local_model": ["LocalModel", "TextCodec", "common_prefix"],
         "edge.core.loop": ["RelayLoop"],
         "edge.core.batch": ["relay_batch"],
