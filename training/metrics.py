@@ -136,7 +136,10 @@ def plot(log: MetricsLog, out: Path) -> Path | None:
         axes[2].fill_between(x, [r["reward_low"] for r in held], [r["reward_high"] for r in held],
                              alpha=0.25, label="95 % interval")  # fmt: skip
         axes[2].plot(x, [r["reward"] for r in held], marker="o", label="held-out reward")
-        axes[2].set(xlabel="GRPO step (0: the warm-up model)", title="Held-out reward")
+        last = held[-1]
+        gain = (f"\nlast vs warm-up: {last['gain']:+.3f} (paired 95 %: {last['gain_low']:+.3f} "
+                f"to {last['gain_high']:+.3f})" if "gain" in last else "")  # fmt: skip
+        axes[2].set(xlabel="GRPO step (0: the warm-up model)", title=f"Held-out reward{gain}")
     for axis in axes:
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)

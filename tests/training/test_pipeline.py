@@ -52,6 +52,10 @@ def test_the_pipeline_runs_end_to_end_and_resumes(tmp_path: Path) -> None:
     curve = [line for line in lines if line["stage"] == "grpo_heldout"]
     assert [point["step"] for point in curve] == [0, 1]  # the warm-up model, then after GRPO
     assert all(p["reward_low"] <= p["reward"] <= p["reward_high"] for p in curve)
+    warmup, trained = curve  # the gain is paired: the same prompts and seeds at both points
+    assert trained["gain"] == pytest.approx(trained["reward"] - warmup["reward"])
+    assert trained["gain_low"] <= trained["gain"] <= trained["gain_high"]
+    assert len(trained["per_prompt"]) == len(warmup["per_prompt"]) == trained["prompts"]
     model = LlamaModel(run / "model.gguf", n_ctx=256, n_threads=1)  # the edge runtime loads it
     card = trained_card(model.metadata)  # and knows it was trained to call
     assert card is not None
