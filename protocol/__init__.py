@@ -3,6 +3,7 @@
 Pure: needs only pydantic and does no I/O.
 """
 
+from protocol import errors
 from protocol.lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(
@@ -19,19 +20,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "split_calls",
             "strip_calls",
         ],
-        "protocol.errors": [
-            "AuthenticationFailed",
-            "CloudError",
-            "CloudUnavailable",
-            "ContextOverflow",
-            "InvalidRequest",
-            "ModelNotFound",
-            "ModelUnavailable",
-            "PayloadTooLarge",
-            "RelayError",
-            "RequestError",
-            "UpstreamError",
-        ],
+        "protocol.errors": errors.__all__,  # the whole error tree
         "protocol.events": ["RelayEvent", "parse_event"],
         "protocol.sampling": ["SamplingParams"],
     },

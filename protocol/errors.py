@@ -44,10 +44,23 @@ __all__ = [
 
 
 class RelayError(Exception):
-    """Base of every error relayllm raises on purpose."""
+    """Base of every error relayllm raises on purpose.
+
+    A subclass names its HTTP status and OpenAI error ``type`` where they differ from
+    its parent's, on its first line: ``class Gone(RequestError, status_code=410)``.
+    """
 
     status_code: int = 500
     error_type: str = "server_error"
+
+    def __init_subclass__(
+        cls, *, status_code: int | None = None, error_type: str | None = None, **kwargs: object
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if status_code is not None:
+            cls.status_code = status_code
+        if error_type is not None:
+            cls.error_type = error_type
 
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
@@ -55,11 +68,8 @@ class RelayError(Exception):
         self.param = param
 
 
-class RequestError(RelayError):
+class RequestError(RelayError, status_code=400, error_type="invalid_request_error"):
     """The request is at fault; retrying it unchanged will fail again."""
-
-    status_code = 400
-    error_type = "invalid_request_error"
 
 
 class InvalidRequest(RequestError):
@@ -79,35 +89,24 @@ class ContextOverflow(RequestError):
         self.n_ctx = n_ctx
 
 
-class AuthenticationFailed(RequestError):
+class AuthenticationFailed(RequestError, status_code=401, error_type="authentication_error"):
     """No API key, or one that is not accepted."""
 
-    status_code = 401
-    error_type = "authentication_error"
 
-
-class ModelNotFound(RequestError):
+class ModelNotFound(RequestError, status_code=404, error_type="not_found_error"):
     """The request names a model this server does not serve."""
 
-    status_code = 404
-    error_type = "not_found_error"
 
-
-class PayloadTooLarge(RequestError):
+class PayloadTooLarge(RequestError, status_code=413):
     """The request body is larger than the configured limit."""
-
-    status_code = 413
 
     def __init__(self, limit_bytes: int) -> None:
         super().__init__(f"the request body is larger than the limit of {limit_bytes} bytes")
         self.limit_bytes = limit_bytes
 
 
-class Overloaded(RequestError):
+class Overloaded(RequestError, status_code=429, error_type="rate_limit_error"):
     """Too many requests are waiting; ``retry_after_s`` says when to try again."""
-
-    status_code = 429
-    error_type = "rate_limit_error"
 
     def __init__(self, message: str, *, retry_after_s: float) -> None:
         super().__init__(message)
@@ -122,20 +121,16 @@ class RateLimited(Overloaded):
         self.limit = limit
 
 
-class CloudError(RelayError):
+class CloudError(RelayError, status_code=502):
     """The cloud model could not produce an answer."""
 
-    status_code = 502
 
-
-class CloudUnavailable(CloudError):
+class CloudUnavailable(CloudError, status_code=503):
     """An outage: unreachable, timed out, rate-limited (429), a 5xx, or a broken stream.
 
     Only these count as failures for the circuit breaker. ``retry_after_s`` is
     the server's ``Retry-After``, when it sent one.
     """
-
-    status_code = 503
 
     def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
         super().__init__(message)
@@ -166,10 +161,8 @@ class ModelUnavailable(RelayError):
     """A model file is missing and could not be fetched or verified."""
 
 
-class ShuttingDown(RelayError):
+class ShuttingDown(RelayError, status_code=503):
     """The server stopped before it answered; the same request may be sent again later."""
-
-    status_code = 503
 
     def __init__(self, message: str, *, retry_after_s: float) -> None:
         super().__init__(message)

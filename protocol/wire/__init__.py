@@ -9,56 +9,14 @@ their server-sent events, the model list), :mod:`~protocol.wire.usage` (token co
 and :mod:`~protocol.wire.error_body` (the error envelope).
 """
 
+from protocol.wire import error_body, request, response, usage
 from protocol.wire.base import FinishReason, new_id
-from protocol.wire.error_body import ErrorBody, ErrorDetail
-from protocol.wire.request import (
-    MAX_STOP_SEQUENCES,
-    ChatCompletionRequest,
-    ChatMessage,
-    CompletionRequest,
-    StreamOptions,
-)
-from protocol.wire.response import (
-    SSE_DONE,
-    ChatChoice,
-    ChatChunkChoice,
-    ChatCompletion,
-    ChatCompletionChunk,
-    ChatDelta,
-    Completion,
-    CompletionChoice,
-    CompletionChunk,
-    ModelCard,
-    ModelList,
-    RelayCall,
-    encode_sse,
-)
-from protocol.wire.usage import PromptTokensDetails, RelayDetails, Usage
+from protocol.wire.error_body import *  # noqa: F403
+from protocol.wire.request import *  # noqa: F403
+from protocol.wire.response import *  # noqa: F403
+from protocol.wire.usage import *  # noqa: F403
 
 __all__ = [
-    "MAX_STOP_SEQUENCES",
-    "SSE_DONE",
-    "ChatChoice",
-    "ChatChunkChoice",
-    "ChatCompletion",
-    "ChatCompletionChunk",
-    "ChatCompletionRequest",
-    "ChatDelta",
-    "ChatMessage",
-    "Completion",
-    "CompletionChoice",
-    "CompletionChunk",
-    "CompletionRequest",
-    "ErrorBody",
-    "ErrorDetail",
-    "FinishReason",
-    "ModelCard",
-    "ModelList",
-    "PromptTokensDetails",
-    "RelayCall",
-    "RelayDetails",
-    "StreamOptions",
-    "Usage",
-    "encode_sse",
-    "new_id",
-]
+    "FinishReason", "new_id",
+    *error_body.__all__, *request.__all__, *response.__all__, *usage.__all__,
+]  # fmt: skip

@@ -5,7 +5,7 @@ server-sent events that carry chunks."""
 from __future__ import annotations
 
 import time
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -45,34 +45,37 @@ class CompletionChoice(WireModel):
     logprobs: None = None
 
 
-class _Response(WireModel):
-    id: str
-    created: int = Field(default_factory=lambda: int(time.time()))
-    model: str
-    usage: Usage | None = None
-
-
-class Completion(_Response):
-    object: Literal["text_completion"] = "text_completion"
-    choices: list[CompletionChoice]
-
-
-class CompletionChunk(_Response):
-    """One SSE event of a streamed completion."""
-
-    object: Literal["text_completion"] = "text_completion"
-    choices: list[CompletionChoice]
-
-
 class ChatChoice(WireModel):
     index: int = 0
     message: ChatMessage
     finish_reason: FinishReason | None = None
 
 
-class ChatCompletion(_Response):
+ChoiceT = TypeVar("ChoiceT", bound=WireModel)
+
+
+class _Response(WireModel, Generic[ChoiceT]):
+    """What every response body carries: its id, time, model, ``object`` kind, choices and
+    usage."""
+
+    id: str
+    created: int = Field(default_factory=lambda: int(time.time()))
+    model: str
+    usage: Usage | None = None
+    object: str
+    choices: list[ChoiceT]
+
+
+class Completion(_Response[CompletionChoice]):
+    object: Literal["text_completion"] = "text_completion"
+
+
+class CompletionChunk(Completion):
+    """One SSE event of a streamed completion."""
+
+
+class ChatCompletion(_Response[ChatChoice]):
     object: Literal["chat.completion"] = "chat.completion"
-    choices: list[ChatChoice]
 
 
 class RelayCall(WireModel):
@@ -105,11 +108,10 @@ class ChatChunkChoice(WireModel):
     finish_reason: FinishReason | None = None
 
 
-class ChatCompletionChunk(_Response):
+class ChatCompletionChunk(_Response[ChatChunkChoice]):
     """One SSE event of a streamed chat completion."""
 
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
-    choices: list[ChatChunkChoice]
 
 
 class ModelCard(WireModel):

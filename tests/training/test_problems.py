@@ -21,6 +21,7 @@ from training.problems import (
     write_problems,
 )
 from training.stories import unseen_families
+from training.stories.writer import wording
 
 STEP = re.compile(r": (-?\d+) ([-+*/]) (-?\d+) = (-?\d+)\.$")
 # generate(300, seed=0, levels=(1, 2, 3, 4)) before the unseen split was added
@@ -96,10 +97,11 @@ def test_the_unseen_split_has_several_families_and_wordings() -> None:
     assert len(openings) > 40
     assert max(openings.values()) < 30
     assert len(unseen_families.UNSEEN_FAMILIES) >= 5
-    for name, wording in vars(unseen_families).items():
-        if name.isupper() and isinstance(wording, tuple) and "{" in str(wording):
-            choices = [wording] if isinstance(wording[0], str) else list(wording)
-            assert all(len(set(c)) >= 2 for c in choices), name
+    for family, words in wording("unseen").items():
+        for name, variants in words.items():
+            assert isinstance(variants, list), (family, name)
+            choices = [variants] if isinstance(variants[0], str) else variants
+            assert all(len(set(c)) >= 2 for c in choices), (family, name)
 
 
 def test_unseen_loads_by_name_and_bad_splits_are_refused() -> None:

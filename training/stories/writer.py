@@ -1,12 +1,23 @@
-"""The story writer every family fills in: sentences, solution steps, the running value."""
+"""The story writer every family fills in: sentences, solution steps, the running value.
+
+Each split's sentences and questions are data (``<split>.json`` beside this file); a
+:class:`Plot` tells a family from its opening and that wording.
+"""
 
 from __future__ import annotations
 
+import json
 import operator
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
 
-__all__ = ["NAMES", "Draw", "Family", "Story", "Then", "between", "part_of_value"]
+__all__ = [
+    "NAMES", "Draw", "Family", "Opening", "Plot", "Story", "Then", "Words",
+    "between", "part_of_value", "plots", "wording",
+]  # fmt: skip
 
 NAMES = (
     "Ava", "Liam", "Noor", "Mateo", "Yuki", "Kofi", "Priya", "Lars", "Amara", "Chen",
@@ -91,3 +102,40 @@ def part_of_value(story: Story) -> int:
 
 Family = Callable[[Story, int], str]
 """Writes one problem of a level (1-4 steps) into a story and returns its question."""
+
+
+Words = dict[str, Any]
+"""One family's wording: each sentence's variants (or its one form) by name; a
+:class:`Plot`'s ``asks`` holds the variants of each level's question."""
+
+
+def wording(split: str) -> dict[str, Words]:
+    """The wording of ``split``'s families, by family, from ``<split>.json`` beside this file."""
+    text = resources.files("training.stories").joinpath(f"{split}.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+Opening = Callable[[Story, int, Words], Iterable[Then]]
+"""Writes the first sentence and step of a story of a level in a family's wording, then
+yields the later sentences it sets up, in order."""
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A family told in three parts: an opening (its first sentence and step), as many of the
+    later sentences the opening sets up as the level has further steps, and the question of
+    the level from ``words["asks"]`` (where it holds one, that one serves every level)."""
+
+    opening: Opening
+    words: Words
+
+    def __call__(self, story: Story, level: int) -> str:
+        story.continue_to(level, *self.opening(story, level, self.words))
+        asks = self.words["asks"]
+        return story.ask(asks[min(level, len(asks)) - 1])
+
+
+def plots(split: str, **openings: Opening) -> tuple[Plot, ...]:
+    """``split``'s families told by ``openings``, each in the wording of its name, in order."""
+    words = wording(split)
+    return tuple(Plot(opening, words[name]) for name, opening in openings.items())
