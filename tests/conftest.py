@@ -54,9 +54,9 @@ def relay_cloud_process(*args: str) -> Iterator[tuple[str, subprocess.Popen[byte
 @pytest.fixture
 def setup(tmp_path: Path) -> Any:
     """relay-cloud's expert engine with four keys and their limits (:mod:`tests.keyed`)."""
-    from tests.keyed import make_setup
+    from tests.keyed import Setup
 
-    return make_setup(tmp_path)
+    return Setup.written_under(tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -25,18 +25,20 @@ SECRETS = {"alice": "alice-secret-1", "bob": "bob-secret-2", "carol": "carol-sec
 
 @dataclass(frozen=True)
 class Setup:
+    """The expert engine's problems, the keys file and the state store's URL."""
+
     problems: Path
     keys: Path
     state: str
 
-
-def make_setup(tmp_path: Path) -> Setup:
-    """The problems, keys file and state store under ``tmp_path`` (the ``setup`` fixture)."""
-    words = " ".join(f"w{i}" for i in range(500))
-    problems = [{"question": PROMPT, "answer": "1", "solution": words},
-                {"question": LONG, "answer": "1", "solution": "x " * 200_000}]  # fmt: skip
-    (tmp_path / "problems.jsonl").write_text("\n".join(json.dumps(p) for p in problems))
-    (tmp_path / "keys.toml").write_text(f"""
+    @classmethod
+    def written_under(cls, tmp_path: Path) -> Setup:
+        """The problems, keys file and state store under ``tmp_path`` (the ``setup`` fixture)."""
+        words = " ".join(f"w{i}" for i in range(500))
+        problems = [{"question": PROMPT, "answer": "1", "solution": words},
+                    {"question": LONG, "answer": "1", "solution": "x " * 200_000}]  # fmt: skip
+        (tmp_path / "problems.jsonl").write_text("\n".join(json.dumps(p) for p in problems))
+        (tmp_path / "keys.toml").write_text(f"""
 [defaults]
 requests_per_minute = 100
 [keys.alice]
@@ -52,8 +54,8 @@ hash = "{hash_key(SECRETS["dave"])}"
 usd_per_day = 0.00005
 price_completion_usd_per_mtok = 1.0
 """)  # fmt: skip
-    state = f"sqlite:///{tmp_path / 'state.db'}"
-    return Setup(tmp_path / "problems.jsonl", tmp_path / "keys.toml", state)
+        state = f"sqlite:///{tmp_path / 'state.db'}"
+        return cls(tmp_path / "problems.jsonl", tmp_path / "keys.toml", state)
 
 
 @contextmanager

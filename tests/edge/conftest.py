@@ -1,9 +1,11 @@
-"""Edge fixtures: the real bundled SLM, a spy that watches what it evaluates, prompts."""
+"""Edge fixtures: the real bundled SLM, a spy that watches what it evaluates, prompts, and
+how a test reads an answer's events."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -13,6 +15,11 @@ from edge.llama import LlamaChat, LlamaModel
 from protocol.calls import strip_calls
 from protocol.events import RelayEvent, TextEvent
 from protocol.sampling import SamplingParams
+
+T = TypeVar("T")
+
+Events = list[RelayEvent]
+"""One answer's events, in order."""
 
 
 class ForcedSampler:
@@ -78,17 +85,27 @@ def prompt_for(model: object, messages: Sequence[Mapping[str, str]]) -> RelayPro
     return build_prompt(LlamaChat(model), messages, n_ctx=model.n_ctx)  # type: ignore[arg-type, attr-defined]
 
 
-def assert_consistent(model: object, record: AnswerRecord, events: list[RelayEvent]) -> None:
+def of_type(events: Sequence[RelayEvent], kind: type[T]) -> list[T]:
+    """The events of one kind, in order."""
+    return [e for e in events if isinstance(e, kind)]
+
+
+def shown_text(events: Sequence[RelayEvent], source: str | None = None) -> str:
+    """The text the events showed: all of it, or what one source (``"slm"``, ``"llm"``) wrote."""
+    return "".join(e.text for e in of_type(events, TextEvent) if source in (None, e.source))
+
+
+def assert_consistent(model: object, record: AnswerRecord, events: Events) -> None:
     """What the SLM's context holds is the answer text, and the user saw it without commands."""
     tokens = model.tokens  # type: ignore[attr-defined]
     assert tokens[len(tokens) - len(record.tokens) :] == record.tokens
     assert len(tokens) == record.prompt_tokens + len(record.tokens)
     detokenized = model.detokenize(record.tokens).decode("utf-8", "replace")  # type: ignore[attr-defined]
     assert detokenized == record.text
-    assert "".join(e.text for e in events if isinstance(e, TextEvent)) == record.shown
+    assert shown_text(events) == record.shown
     assert strip_calls(record.text) == record.shown
     assert len(record.mask) == len(record.tokens)
-    cloud_text = [e for e in events if isinstance(e, TextEvent) and e.source == "llm"]
+    cloud_text = [e for e in of_type(events, TextEvent) if e.source == "llm"]
     # Cloud text says the tokens it added as tokenized so far: exact for pieces that end on a
     # token, more while pieces split words the whole text tokenizes into fewer tokens.
     assert sum(e.n_tokens for e in cloud_text) >= record.mask.count(0)

@@ -24,16 +24,9 @@ from edge.app.runtime import Relay, build_relay
 from edge.app.settings import EdgeSettings
 from edge.clouds.breaker import CircuitBreaker
 from edge.llama import LlamaModel
-from protocol.events import (
-    CallFinished,
-    CallSkipped,
-    CallStarted,
-    DoneEvent,
-    FallbackEvent,
-    RelayEvent,
-    TextEvent,
-)
+from protocol.events import CallFinished, CallSkipped, CallStarted, DoneEvent, FallbackEvent
 from tests.conftest import BIN, relay_cloud
+from tests.edge.conftest import Events, of_type, shown_text
 from tests.faultproxy import INJECTED_CALL, Fault, FaultProxy
 
 QUESTION = "A farmer packs eggs into boxes of six. How many eggs fill two boxes?"
@@ -93,7 +86,7 @@ def settings(healthy: FaultProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     )  # fmt: skip
 
 
-def answer(relay: Relay) -> list[RelayEvent]:
+def answer(relay: Relay) -> Events:
     prompt = relay.prompt([{"role": "user", "content": QUESTION}])
     return list(relay.answer(prompt, prefix=PREFIX))
 
@@ -104,14 +97,9 @@ def billed(settings: EdgeSettings) -> list[tuple[int, str]]:
         return db.execute("SELECT completion_tokens, outcome FROM calls ORDER BY id").fetchall()
 
 
-def cloud_text(events: list[RelayEvent]) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextEvent) and e.source == "llm")
-
-
-def local_after_call(events: list[RelayEvent]) -> str:
+def local_after_call(events: Events) -> str:
     finished = next(i for i, e in enumerate(events) if isinstance(e, CallFinished))
-    after = events[finished:]
-    return "".join(e.text for e in after if isinstance(e, TextEvent) and e.source == "slm")
+    return shown_text(events[finished:], "slm")
 
 
 FAULTS: list[tuple[Fault, str, int, int]] = [
@@ -138,8 +126,8 @@ def test_a_fault_falls_back_bills_what_arrived_and_the_slm_goes_on(
 ) -> None:  # fmt: skip
     healthy.fault = fault
     events = answer(build_relay(settings, model=slm))
-    (fallback,) = [e for e in events if isinstance(e, FallbackEvent)]
-    (finished,) = [e for e in events if isinstance(e, CallFinished)]
+    (fallback,) = of_type(events, FallbackEvent)
+    (finished,) = of_type(events, CallFinished)
     assert re.search(reason, fallback.reason), fallback.reason
     assert "cannot reach" not in fallback.reason or fault == "refuse"
     assert finished.outcome == "fallback"
@@ -149,7 +137,7 @@ def test_a_fault_falls_back_bills_what_arrived_and_the_slm_goes_on(
     if fault == "429":
         assert healthy.busy_s >= RETRY_AFTER_S  # the retry waited as the server asked
     # What the proxy let through is exactly what was shown, spliced and billed.
-    received = cloud_text(events)
+    received = shown_text(events, "llm")
     assert received == healthy.forwarded_text
     assert fallback.kept_tokens == finished.tokens == len(slm.tokenize(received))
     assert billed(settings) == [(healthy.forwarded_pieces, "fallback")] == [(kept, "fallback")]
@@ -167,9 +155,9 @@ def test_a_stream_still_arriving_at_the_deadline_ends_at_it(
         events = answer(build_relay(settings, model=slm))
     finally:
         healthy.drip_interval_s = 1.0
-    (fallback,) = [e for e in events if isinstance(e, FallbackEvent)]
+    (fallback,) = of_type(events, FallbackEvent)
     assert "longer than 3 s" in fallback.reason
-    (finished,) = [e for e in events if isinstance(e, CallFinished)]
+    (finished,) = of_type(events, CallFinished)
     assert finished.tokens == 0
     assert finished.latency_ms / 1000 <= TOTAL_S + TIMING_SLACK_S  # not at the next byte (4.2 s)
 
@@ -181,10 +169,10 @@ def test_a_healthy_stream_is_spliced_and_billed_whole(
     healthy.fault = fault  # lines that are no SSE event are skipped, as the format says
     relay = build_relay(settings, model=slm)
     events = answer(relay)
-    (finished,) = [e for e in events if isinstance(e, CallFinished)]
-    assert not [e for e in events if isinstance(e, FallbackEvent)]
+    (finished,) = of_type(events, CallFinished)
+    assert not of_type(events, FallbackEvent)
     assert (finished.outcome, finished.finish_reason) == ("ok", "length")
-    assert cloud_text(events) == healthy.forwarded_text != ""
+    assert shown_text(events, "llm") == healthy.forwarded_text != ""
     assert billed(settings) == [(healthy.forwarded_pieces, "ok")] == [(8, "ok")]
     record = relay.record
     assert record is not None
@@ -197,7 +185,7 @@ def test_a_retry_after_past_the_deadline_fails_at_once(
 ) -> None:
     healthy.fault, healthy.retry_after_s = "429", 30.0
     events = answer(build_relay(settings, model=slm))
-    (fallback,) = [e for e in events if isinstance(e, FallbackEvent)]
+    (fallback,) = of_type(events, FallbackEvent)
     assert "answered 429: rate limit" in fallback.reason
     assert healthy.completions == 1  # no retry that could not finish in time
     assert healthy.busy_s < 1.0  # and no waiting for the whole total timeout
@@ -230,8 +218,8 @@ def breaker_of(relay: Relay) -> CircuitBreaker:
     return relay.loop.cloud.clouds[0].breaker  # type: ignore[attr-defined]
 
 
-def fallback_reason(events: list[RelayEvent]) -> str:
-    (fallback,) = [e for e in events if isinstance(e, FallbackEvent)]
+def fallback_reason(events: Events) -> str:
+    (fallback,) = of_type(events, FallbackEvent)
     return fallback.reason
 
 
@@ -241,16 +229,16 @@ def test_cloud_text_holding_a_command_never_calls(
     healthy.fault = "inject-call"
     relay = build_relay(settings.model_copy(update={"max_tokens": 40}), model=slm)
     events = answer(relay)
-    assert len([e for e in events if isinstance(e, CallStarted)]) == 1
-    assert not [e for e in events if isinstance(e, CallSkipped)]  # not even seen as a command
+    assert len(of_type(events, CallStarted)) == 1
+    assert not of_type(events, CallSkipped)  # not even seen as a command
     assert healthy.completions == 1
-    text = cloud_text(events)
+    text = shown_text(events, "llm")
     assert INJECTED_CALL in text
     assert text == healthy.forwarded_text
     record = relay.record
     assert record is not None
     assert PREFIX + text in record.text  # spliced as the cloud's plain text
-    (finished,) = [e for e in events if isinstance(e, CallFinished)]
+    (finished,) = of_type(events, CallFinished)
     assert record.mask.count(0) == finished.tokens == len(slm.tokenize(text))
     assert billed(settings) == [(healthy.forwarded_pieces, "ok")]  # the cloud's own count
 
@@ -286,6 +274,6 @@ def test_a_cloud_with_its_own_short_wait_is_passed_over_for_the_next(
     patient = settings.model_copy(update={"first_token_timeout_s": 20.0, "total_timeout_s": 30.0})
     chained = EdgeSettings(**{**patient.model_dump(exclude={"clouds"}), "clouds": clouds})
     events = answer(build_relay(chained, model=slm))
-    (finished,) = [e for e in events if isinstance(e, CallFinished)]
+    (finished,) = of_type(events, CallFinished)
     assert (finished.outcome, finished.cloud) == ("ok", "next")
     assert finished.latency_ms < 5000  # the half-second wait, not the global 20 s

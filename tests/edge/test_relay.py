@@ -26,12 +26,18 @@ from protocol.events import (
     CallStarted,
     DoneEvent,
     FallbackEvent,
-    RelayEvent,
     TextEvent,
 )
 from protocol.sampling import SamplingParams
 from tests.conftest import free_port, relay_cloud_process
-from tests.edge.conftest import ModelSpy, assert_consistent, prompt_for
+from tests.edge.conftest import (
+    Events,
+    ModelSpy,
+    assert_consistent,
+    of_type,
+    prompt_for,
+    shown_text,
+)
 
 QUESTION = [{"role": "user", "content": "Name three colours."}]
 
@@ -54,14 +60,6 @@ def relay(
 
 def answer(loop: RelayLoop, messages: list[dict[str, str]] = QUESTION, **options: object) -> list:
     return list(loop.run(prompt_for(loop.model, messages), **options))  # type: ignore[arg-type]
-
-
-def of_type(events: list[RelayEvent], kind: type) -> list:
-    return [e for e in events if isinstance(e, kind)]
-
-
-def cloud_text(events: list[RelayEvent]) -> str:
-    return "".join(e.text for e in of_type(events, TextEvent) if e.source == "llm")
 
 
 class ScriptedCloud:
@@ -88,7 +86,7 @@ def test_a_command_calls_the_cloud_and_splices_exactly_its_tokens(
     finished = of_type(events, CallFinished)[0]
     assert (started.requested, started.granted) == (6, 6)
     assert finished.outcome == "ok"
-    spliced = spy.tokenize(cloud_text(events[: events.index(finished)]))
+    spliced = spy.tokenize(shown_text(events[: events.index(finished)], "llm"))
     assert finished.tokens == len(spliced) > 0
     # The SLM's context grew by exactly the cloud's tokens, evaluated on their own ...
     prefix_evals = len(spy.tokenize("Let me ask. <call>6</call>"))  # one eval per forced token
@@ -220,7 +218,7 @@ def test_zero_and_empty_commands_and_the_call_limit_are_visible(slm: object) -> 
         ("limit", "<call>3</call>"),
     ]
     assert len(cloud.requests) == 1
-    assert "<call>" not in "".join(e.text for e in of_type(events, TextEvent))
+    assert "<call>" not in shown_text(events)
 
 
 def test_never_policy_skips_commands(slm: object) -> None:
@@ -230,7 +228,7 @@ def test_never_policy_skips_commands(slm: object) -> None:
     skipped = of_type(events, CallSkipped)  # the SLM may imitate the command: same fate
     assert skipped[0].raw == "<call>4</call>"
     assert {e.reason for e in skipped} == {"policy"}
-    assert "<call>" not in "".join(e.text for e in of_type(events, TextEvent))
+    assert "<call>" not in shown_text(events)
 
 
 def test_cloud_text_past_the_room_is_cut_where_it_is_shown(spy: ModelSpy) -> None:
@@ -242,8 +240,8 @@ def test_cloud_text_past_the_room_is_cut_where_it_is_shown(spy: ModelSpy) -> Non
     (finished,) = of_type(events, CallFinished)
     assert len(record.tokens) == 10
     assert finished.tokens == record.mask.count(0) == 10 - len(spy.tokenize("Count:<call>9</call>"))
-    assert cloud_text(events) == record.text.removeprefix("Count:<call>9</call>")
-    assert long_text.startswith(cloud_text(events))
+    assert shown_text(events, "llm") == record.text.removeprefix("Count:<call>9</call>")
+    assert long_text.startswith(shown_text(events, "llm"))
     assert "token limit" in finished.note
     assert events[-1].finish_reason == "length"
     assert_consistent(spy, record, events)
@@ -354,7 +352,7 @@ def test_entropy_policy_calls_an_untrained_slm(spy: ModelSpy, cloud_url: str) ->
     assert_consistent(spy, loop.record, events)
 
 
-def comparable(events: list[RelayEvent]) -> list[str]:
+def comparable(events: Events) -> list[str]:
     """Events without their timings and ids."""
     ignore = {"latency_ms", "wall_s", "call_id"}
     return [e.model_dump_json(exclude=ignore & set(type(e).model_fields)) for e in events]
@@ -395,7 +393,7 @@ def test_chat_mode_continues_the_partial_answer(slm: object, cloud_url: str) -> 
     assert finished.outcome == "ok"
     start = events.index(of_type(events, CallStarted)[0])
     first_call = events[start : events.index(finished)]
-    assert finished.tokens == len(slm.tokenize(cloud_text(first_call)))  # type: ignore[attr-defined]
+    assert finished.tokens == len(slm.tokenize(shown_text(first_call, "llm")))  # type: ignore[attr-defined]
 
 
 def test_a_looping_answer_is_stopped_by_the_repeat_guard(spy: ModelSpy) -> None:

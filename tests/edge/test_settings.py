@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -9,16 +10,32 @@ from pydantic import ValidationError
 
 from edge.app.settings import EdgeSettings
 
+UseConfig = Callable[[str, str | None], Path]
+
+
+@pytest.fixture
+def use_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> UseConfig:
+    """Points the settings at the config file ``name`` under ``tmp_path``, holding ``text``
+    (absent when ``text`` is None)."""
+
+    def use(name: str, text: str | None) -> Path:
+        path = tmp_path / name
+        if text is not None:
+            path.write_text(text)
+        monkeypatch.setenv("RELAYLLM_CONFIG", str(path))
+        return path
+
+    return use
+
 
 def test_toml_then_environment_then_arguments(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    use_config: UseConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = tmp_path / "relayllm.toml"
-    config.write_text(
+    use_config(
+        "relayllm.toml",
         'cloud_url = "http://toml/v1"\npolicy = "entropy"\nmax_calls = 2\n'
-        "[caps]\ntokens_per_day = 1000\n[prices.big]\nprompt = 0.5\ncompletion = 1.5\n"
+        "[caps]\ntokens_per_day = 1000\n[prices.big]\nprompt = 0.5\ncompletion = 1.5\n",
     )
-    monkeypatch.setenv("RELAYLLM_CONFIG", str(config))
     monkeypatch.setenv("RELAYLLM_MAX_CALLS", "3")
     monkeypatch.setenv("RELAYLLM_CAPS__USD_PER_DAY", "0.25")
     settings = EdgeSettings(policy="never")
@@ -30,26 +47,25 @@ def test_toml_then_environment_then_arguments(
     assert settings.prices["big"].completion == 1.5
 
 
-def test_values_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RELAYLLM_CONFIG", str(tmp_path / "absent.toml"))
+def test_values_are_bounded(use_config: UseConfig) -> None:
+    use_config("absent.toml", None)
     for bad in ({"policy": "sometimes"}, {"max_tokens": 0}, {"temperature": 5}):
         with pytest.raises(ValidationError):
             EdgeSettings(**bad)  # type: ignore[arg-type]
 
 
 def test_clouds_in_order_from_the_config_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, use_config: UseConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = tmp_path / "relayllm.toml"
-    config.write_text(
+    use_config(
+        "relayllm.toml",
         '[[clouds]]\nurl = "https://api.openai.com/v1"\nmodel = "gpt-4o-mini"\n'
         "[clouds.prices]\nprompt = 0.15\ncompletion = 0.6\ncached_prompt = 0.075\n"
         "[clouds.caps]\nusd_per_day = 1.0\n"
         '[[clouds]]\nurl = "https://api.anthropic.com"\nkey_env = "MY_CLAUDE_KEY"\n'
         'model = "claude-haiku-4-5"\ncloud_api = "anthropic"\n'
-        "first_token_timeout_s = 90\ntotal_timeout_s = 300\nretries = 0\ntemperature = 0.2\n"
+        "first_token_timeout_s = 90\ntotal_timeout_s = 300\nretries = 0\ntemperature = 0.2\n",
     )
-    monkeypatch.setenv("RELAYLLM_CONFIG", str(config))
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
     monkeypatch.setenv("MY_CLAUDE_KEY", "sk-ant-from-env")
     settings = EdgeSettings()
@@ -70,17 +86,15 @@ def test_clouds_in_order_from_the_config_file(
     assert (openai.total_timeout_s, openai.retries, openai.temperature) == (
         settings.total_timeout_s, settings.retries, settings.cloud_temperature)  # fmt: skip
     assert openai._client.timeout.read == settings.first_token_timeout_s
-    bad = tmp_path / "bad.toml"
-    bad.write_text('[[clouds]]\nurl = "http://127.0.0.1:1/v1"\nfirst_token_timeout_s = 0\n')
-    monkeypatch.setenv("RELAYLLM_CONFIG", str(bad))
+    use_config("bad.toml", '[[clouds]]\nurl = "http://127.0.0.1:1/v1"\nfirst_token_timeout_s = 0\n')
     with pytest.raises(ValidationError, match="first_token_timeout_s"):
         EdgeSettings()
 
 
 def test_the_old_cloud_mode_still_works_with_a_note(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    use_config: UseConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("RELAYLLM_CONFIG", str(tmp_path / "absent.toml"))
+    use_config("absent.toml", None)
     monkeypatch.setenv("RELAYLLM_CLOUD_MODE", "chat")
     settings = EdgeSettings()
     assert settings.cloud_api == "chat-continue"

@@ -50,6 +50,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 
+from tests.emulators.account import Account
 from tests.emulators.openai import CONTINUE_MARKER
 from tests.emulators.scripted import NEW_TURN, Script, pieces, token_count
 
@@ -113,23 +114,18 @@ Prefix = tuple[tuple[str, str], ...]
 """A cached prompt prefix: its blocks' roles and texts."""
 
 
-class AnthropicEmulator:
+class AnthropicEmulator(Account):
     """One emulated account: its key, models, script, what it was sent (``requests`` and
     ``headers``, the key left out) and its prompt cache (``cache``: model and prefix)."""
 
     def __init__(self, *, key: str = "sk-ant-test", script: Script | None = None,
                  models: tuple[str, ...] = ("claude-haiku-4-5",), prefill: bool = True,
                  cache_min_tokens: int = 1024) -> None:  # fmt: skip
-        self.key = key
-        self.script = script or Script()
-        self.models = models
+        super().__init__(key=key, script=script, models=models)
         self.prefill = prefill
         self.cache_min_tokens = cache_min_tokens
-        self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.cache: list[tuple[str, Prefix]] = []
-        self.rate_limited = 0  # the next this many requests get a 429
-        self.retry_after_s = 1.0
         self.overloaded_after: int | None = None  # streams fail after this many deltas
         self.app = self._build()
 
@@ -164,10 +160,8 @@ class AnthropicEmulator:
                 self.requests.append(body)
                 self.headers.append({k: v for k, v in request.headers.items()
                                      if k != "x-api-key"})  # fmt: skip
-                if self.rate_limited > 0:
-                    self.rate_limited -= 1
-                    raise Refused(429, RATE_LIMIT, "rate_limit_error",
-                                  {"retry-after": f"{self.retry_after_s:g}"})  # fmt: skip
+                if (wait := self._rate_limit()) is not None:
+                    raise Refused(429, RATE_LIMIT, "rate_limit_error", wait)
                 blocks = _check_body(body)
                 self._check_model(body)
             except Refused as refused:

@@ -41,22 +41,14 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from tests.emulators.scripted import (
-    NEW_TURN,
-    Script,
-    cut_at_stop,
-    pieces,
-    shared_prefix,
-    sse,
-    text_of,
-    token_count,
-)
+from tests.emulators.account import ChatCompletionsAccount, chunk_stream
+from tests.emulators.scripted import NEW_TURN, Script, cut_at_stop, pieces, text_of, token_count
 
 __all__ = ["REASONING", "DeepSeekEmulator"]
 
@@ -71,6 +63,7 @@ MESSAGE_FIELDS = {
     "assistant": ("role", "content", "name", "prefix", "reasoning_content", "tool_calls"),
     "tool": ("role", "content", "tool_call_id"),
 }
+MODELS = ("deepseek-chat", "deepseek-reasoner")
 MAX_STOP = 16
 MAX_TOKENS = {"deepseek-chat": 8192, "deepseek-reasoner": 65536}
 CACHE_UNIT = 64
@@ -98,36 +91,17 @@ def unparsable(reason: str) -> Response:
     return error(422, f"Failed to deserialize the JSON body into the target type: {reason}")
 
 
-class DeepSeekEmulator:
+class DeepSeekEmulator(ChatCompletionsAccount):
     """One emulated account: its key, models, script, and what it was sent (``requests``)."""
 
-    def __init__(
-        self,
-        *,
-        key: str = "sk-ds-test",
-        script: Script | None = None,
-        models: tuple[str, ...] = ("deepseek-chat", "deepseek-reasoner"),
-    ) -> None:
-        self.key = key
-        self.script = script or Script()
-        self.models = models
-        self.requests: list[dict[str, Any]] = []
-        self.rate_limited = 0  # the next this many requests get a 429
-        self.retry_after_s = 1.0
-        self._prompts: list[list[str]] = []
+    def __init__(self, *, key: str = "sk-ds-test", script: Script | None = None,
+                 models: tuple[str, ...] = MODELS) -> None:  # fmt: skip
+        super().__init__(key=key, script=script, models=models)
         self.app = self._build()
 
     def _build(self) -> FastAPI:
-        app = FastAPI()
-
-        @app.get("/models")
-        @app.get("/v1/models")
-        @app.get("/beta/models")
-        async def models(request: Request) -> Response:
-            if (refused := self._auth(request)) is not None:
-                return refused
-            data = [{"id": m, "object": "model", "owned_by": "deepseek"} for m in self.models]
-            return JSONResponse({"object": "list", "data": data})
+        app = self._app(lambda m: {"id": m, "object": "model", "owned_by": "deepseek"},
+                        "/models", "/v1/models", "/beta/models")  # fmt: skip
 
         def chat_route(beta: bool) -> Callable[[Request], Awaitable[Response]]:
             async def chat(request: Request) -> Response:
@@ -151,10 +125,9 @@ class DeepSeekEmulator:
         if not isinstance(body, dict):
             return unparsable("invalid type: expected struct ChatCompletionRequest")
         self.requests.append(body)
-        if self.rate_limited > 0:
-            self.rate_limited -= 1
+        if (wait := self._rate_limit()) is not None:
             return error(429, "Rate Limit Reached", kind="rate_limit_error", code=None,
-                         headers={"retry-after": f"{self.retry_after_s:g}"})  # fmt: skip
+                         headers=wait)  # fmt: skip
         return self._refusal(body, beta=beta) or self._answer(body)
 
     def _auth(self, request: Request) -> Response | None:
@@ -209,14 +182,16 @@ class DeepSeekEmulator:
             choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
             return JSONResponse(_chunk(body, "chat.completion", [choice]) | {"usage": usage})
         include_usage = (body.get("stream_options") or {}).get("include_usage", False)
-        events = _events(body, thought, shown, finish, usage if include_usage else None)
+        deltas = [{"content": None, "reasoning_content": piece} for piece in thought]
+        deltas += [{"content": piece} for piece in shown]
+        events = chunk_stream(lambda choices: _chunk(body, "chat.completion.chunk", choices),
+                              deltas, {"content": ""}, finish,
+                              usage if include_usage else None)  # fmt: skip
         return StreamingResponse(events, media_type="text/event-stream")
 
     def _usage(self, messages: list[dict[str, Any]], completion: int,
                reasoning: int) -> dict[str, Any]:  # fmt: skip
-        words = [w for m in messages for w in f"{m['role']}: {text_of(m)}".split()]
-        shared = max((shared_prefix(words, earlier) for earlier in self._prompts), default=0)
-        self._prompts.append(words)
+        _, shared = self._shared_words(f"{m['role']}: {text_of(m)}" for m in messages)
         prompt = sum(token_count(text_of(m)) for m in messages)
         hit = min(shared, prompt) // CACHE_UNIT * CACHE_UNIT
         return {
@@ -278,26 +253,3 @@ def _parameter_refusal(body: dict[str, Any]) -> Response | None:
 def _chunk(body: dict[str, Any], kind: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
     return {"id": str(uuid.uuid4()), "object": kind, "created": int(time.time()),
             "model": body["model"], "system_fingerprint": "fp_x", "choices": choices}  # fmt: skip
-
-
-async def _events(
-    body: dict[str, Any],
-    thought: list[str],
-    shown: list[str],
-    finish: str,
-    usage: dict[str, Any] | None,
-) -> AsyncIterator[bytes]:
-
-    def delta(content: dict[str, Any], reason: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": content, "logprobs": None, "finish_reason": reason}
-        return sse(_chunk(body, "chat.completion.chunk", [choice]) | {"usage": None})
-
-    yield delta({"role": "assistant", "content": ""})
-    for piece in thought:
-        yield delta({"content": None, "reasoning_content": piece})
-    for piece in shown:
-        yield delta({"content": piece})
-    yield delta({"content": ""}, finish)
-    if usage is not None:
-        yield sse(_chunk(body, "chat.completion.chunk", []) | {"usage": usage})
-    yield b"data: [DONE]\n\n"

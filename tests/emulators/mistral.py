@@ -37,6 +37,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from tests.emulators.account import ChatCompletionsAccount
 from tests.emulators.scripted import (
     NEW_TURN,
     Script,
@@ -81,37 +82,19 @@ def order_error(role: str) -> Response:
     return error(400, message, kind="invalid_request_message_order", code="3230")
 
 
-class MistralEmulator:
+class MistralEmulator(ChatCompletionsAccount):
     """One emulated account: its key, models, script, and what it was sent (``requests``)."""
 
-    def __init__(
-        self,
-        *,
-        key: str = "mistral-test",
-        script: Script | None = None,
-        models: tuple[str, ...] = ("mistral-small-latest",),
-    ) -> None:
-        self.key = key
-        self.script = script or Script()
-        self.models = models
-        self.requests: list[dict[str, Any]] = []
-        self.rate_limited = 0  # the next this many requests get a 429
-        self.retry_after_s = 1.0
+    def __init__(self, *, key: str = "mistral-test", script: Script | None = None,
+                 models: tuple[str, ...] = ("mistral-small-latest",)) -> None:  # fmt: skip
+        super().__init__(key=key, script=script, models=models)
         self.app = self._build()
 
     def _build(self) -> FastAPI:
-        app = FastAPI()
-
-        @app.get("/v1/models")
-        async def models(request: Request) -> Response:
-            if (refused := self._auth(request)) is not None:
-                return refused
-            data = [
-                {"id": m, "object": "model", "created": 0, "owned_by": "mistralai",
-                 "capabilities": {"completion_chat": True}}
-                for m in self.models
-            ]  # fmt: skip
-            return JSONResponse({"object": "list", "data": data})
+        app = self._app(lambda m: {"id": m, "object": "model", "created": 0,
+                                   "owned_by": "mistralai",
+                                   "capabilities": {"completion_chat": True}},
+                        "/v1/models")  # fmt: skip
 
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> Response:
@@ -128,9 +111,7 @@ class MistralEmulator:
                                   "msg": "Input should be a valid dictionary or object to "
                                   "extract fields from", "input": body}])  # fmt: skip
             self.requests.append(body)
-            if self.rate_limited > 0:
-                self.rate_limited -= 1
-                wait = {"retry-after": f"{self.retry_after_s:g}"}
+            if (wait := self._rate_limit()) is not None:
                 return error(429, "Requests rate limit exceeded", kind="rate_limited",
                              code="1300", headers=wait)  # fmt: skip
             return self._refusal(body) or self._answer(body)

@@ -30,20 +30,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from tests.emulators.scripted import (
-    NEW_TURN,
-    Script,
-    pieces,
-    shared_prefix,
-    sse,
-    token_count,
-)
+from tests.emulators.account import ChatCompletionsAccount, chunk_stream
+from tests.emulators.scripted import NEW_TURN, Script, pieces, token_count
 
 __all__ = ["CONTINUE_MARKER", "OpenAIEmulator"]
 
@@ -70,31 +63,18 @@ def error(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-class OpenAIEmulator:
+class OpenAIEmulator(ChatCompletionsAccount):
     """One emulated account: its key, models, script, and what it was sent (``requests``)."""
 
     def __init__(self, *, key: str = "sk-test", script: Script | None = None,
                  models: tuple[str, ...] = ("gpt-4o-mini", "o3-mini")) -> None:  # fmt: skip
-        self.key = key
-        self.script = script or Script()
-        self.models = models
-        self.requests: list[dict[str, Any]] = []
-        self.rate_limited = 0  # the next this many requests get a 429
-        self.retry_after_s = 1.0
+        super().__init__(key=key, script=script, models=models)
         self.failing: int | None = None  # every request gets this status (500, 503)
         self.reasoning_tokens = REASONING_TOKENS  # what a reasoning model thinks before it writes
-        self._prompts: list[list[str]] = []
         self.app = self._build()
 
     def _build(self) -> FastAPI:
-        app = FastAPI()
-
-        @app.get("/v1/models")
-        async def models(request: Request) -> Response:
-            if (refused := self._auth(request)) is not None:
-                return refused
-            data = [{"id": m, "object": "model", "owned_by": "system"} for m in self.models]
-            return JSONResponse({"object": "list", "data": data})
+        app = self._app(lambda m: {"id": m, "object": "model", "owned_by": "system"}, "/v1/models")
 
         @app.post("/v1/completions")
         async def completions(request: Request) -> Response:
@@ -110,11 +90,9 @@ class OpenAIEmulator:
                 return refused
             body = json.loads(await request.body())
             self.requests.append(body)
-            if self.rate_limited > 0:
-                self.rate_limited -= 1
+            if (wait := self._rate_limit()) is not None:
                 return error(429, "Rate limit reached for requests. Please try again in 1s.",
-                             kind="requests", code="rate_limit_exceeded",
-                             headers={"retry-after": f"{self.retry_after_s:g}"})  # fmt: skip
+                             kind="requests", code="rate_limit_exceeded", headers=wait)  # fmt: skip
             if self.failing is not None:
                 message = "The server had an error while processing your request. Sorry about that!"
                 return error(self.failing, message, kind="server_error")
@@ -192,14 +170,14 @@ class OpenAIEmulator:
                       "finish_reason": finish}  # fmt: skip
             return JSONResponse(_chunk(body, "chat.completion", [choice]) | {"usage": usage})
         include_usage = (body.get("stream_options") or {}).get("include_usage", False)
-        return StreamingResponse(_events(body, shown, finish, usage if include_usage else None),
-                                 media_type="text/event-stream")  # fmt: skip
+        events = chunk_stream(lambda choices: _chunk(body, "chat.completion.chunk", choices),
+                              ({"content": piece} for piece in shown), {}, finish,
+                              usage if include_usage else None)  # fmt: skip
+        return StreamingResponse(events, media_type="text/event-stream")
 
     def _usage(self, messages: list[dict[str, Any]], completion: int, hidden: int) -> dict:
-        words = [w for m in messages for w in f"{m['role']}: {m['content']}".split()]
-        shared = max((shared_prefix(words, earlier) for earlier in self._prompts), default=0)
-        self._prompts.append(words)
-        cached = shared // 128 * 128 if len(words) >= 1024 and shared >= 1024 else 0
+        words, shared = self._shared_words(f"{m['role']}: {m['content']}" for m in messages)
+        cached = shared // 128 * 128 if words >= 1024 and shared >= 1024 else 0
         prompt = sum(token_count(f"{m['role']}: {m['content']}") for m in messages)
         return {
             "prompt_tokens": prompt, "completion_tokens": completion,
@@ -216,20 +194,3 @@ def _reasons(model: str) -> bool:
 def _chunk(body: dict[str, Any], kind: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
     return {"id": "chatcmpl-emulated", "object": kind, "created": int(time.time()),
             "model": body["model"], "choices": choices}  # fmt: skip
-
-
-async def _events(
-    body: dict[str, Any], shown: list[str], finish: str, usage: dict[str, Any] | None
-) -> AsyncIterator[bytes]:
-
-    def delta(content: dict[str, Any], reason: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": content, "logprobs": None, "finish_reason": reason}
-        return sse(_chunk(body, "chat.completion.chunk", [choice]) | {"usage": None})
-
-    yield delta({"role": "assistant", "content": ""})
-    for piece in shown:
-        yield delta({"content": piece})
-    yield delta({}, finish)
-    if usage is not None:
-        yield sse(_chunk(body, "chat.completion.chunk", []) | {"usage": usage})
-    yield b"data: [DONE]\n\n"

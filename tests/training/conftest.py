@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from edge.clouds.http import HttpCloud
 from edge.llama import LlamaModel
 from tests.conftest import relay_cloud
 from training.export import convert
+from training.metrics import MetricsLog
 from training.models import LoadedSLM, load_slm
 from training.problems import Problem, generate, write_problems
 
@@ -70,6 +72,29 @@ def expert_url(expert_problems: tuple[list[Problem], Path]) -> Iterator[str]:
 @pytest.fixture
 def expert_cloud(expert_url: str) -> FallbackCloud:
     return FallbackCloud(HttpCloud(expert_url, temperature=0.0, retries=0))
+
+
+@dataclass(frozen=True)
+class ShortRun:
+    """What a short training run takes: a copy of the SLM it may train, the expert's
+    problems and cloud, and a folder for its output with the metrics log in it."""
+
+    slm: LoadedSLM
+    problems: list[Problem]
+    cloud: FallbackCloud
+    folder: Path
+    metrics: MetricsLog
+
+
+@pytest.fixture
+def short_run(
+    trainable_slm: LoadedSLM,
+    expert_problems: tuple[list[Problem], Path],
+    expert_cloud: FallbackCloud,
+    tmp_path: Path,
+) -> ShortRun:
+    metrics = MetricsLog(tmp_path / "metrics.jsonl")
+    return ShortRun(trainable_slm, expert_problems[0], expert_cloud, tmp_path, metrics)
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,11 @@ from edge.core.policies import EntropyPolicy, NeverPolicy
 from edge.core.prompt import build_prompt
 from edge.core.relay import RelayLimits
 from protocol.sampling import SamplingParams
+from tests.training.conftest import ShortRun
 from training.config import load_config
 from training.grpo import RelayRollout, train_grpo
 from training.hf_backend import HFBatch, HFModel
 from training.hf_text import HFChat
-from training.metrics import MetricsLog
 from training.models import LoadedSLM
 from training.problems import Problem, messages_for
 
@@ -71,18 +71,13 @@ def test_a_group_whose_rewards_are_equal_is_left_out_of_the_loss(
 
 
 @pytest.mark.slow
-def test_one_grpo_step_end_to_end(
-    trainable_slm: LoadedSLM,
-    expert_problems: tuple[list[Problem], Path],
-    expert_cloud: FallbackCloud,
-    tmp_path: Path,
-) -> None:
-    slm = trainable_slm
+def test_one_grpo_step_end_to_end(short_run: ShortRun) -> None:
+    slm = short_run.slm
     chat = HFChat(slm.tokenizer, template=slm.chat_template)
-    log = MetricsLog(tmp_path / "metrics.jsonl")
-    folder = train_grpo(slm, expert_problems[0][:2], chat, expert_cloud, tmp_path,
-                        load_config(None, None, TINY), metrics=log, n_ctx=1024)  # fmt: skip
-    rows = log.read("grpo")
+    folder = train_grpo(slm, short_run.problems[:2], chat, short_run.cloud, short_run.folder,
+                        load_config(None, None, TINY), metrics=short_run.metrics,
+                        n_ctx=1024)  # fmt: skip
+    rows = short_run.metrics.read("grpo")
     assert any("reward" in row and "kl" in row for row in rows)
     assert any("relay/accuracy" in row and "relay/rollout_tokens_per_s" in row for row in rows)
     assert (folder / "model.safetensors").is_file()

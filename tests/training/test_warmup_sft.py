@@ -16,10 +16,10 @@ from edge.core.relay import RelayLimits
 from edge.llama import LlamaChat, LlamaModel
 from protocol.calls import strip_calls
 from protocol.sampling import SamplingParams
+from tests.training.conftest import ShortRun
 from training.config import load_config
 from training.hf_backend import HFBatch
 from training.hf_text import HFChat, HFCodec
-from training.metrics import MetricsLog
 from training.models import LoadedSLM
 from training.problems import Problem, messages_for
 from training.sft import train_sft
@@ -100,20 +100,14 @@ def test_examples_are_the_sequences_the_edge_loop_builds(
 
 
 @pytest.mark.slow
-def test_sft_overfits_a_tiny_batch(
-    trainable_slm: LoadedSLM,
-    expert_problems: tuple[list[Problem], Path],
-    expert_cloud: FallbackCloud,
-    tmp_path: Path,
-) -> None:
-    slm = trainable_slm
-    examples = warmup(slm, expert_problems[0][:4], expert_cloud, no_call_share=0.25)
+def test_sft_overfits_a_tiny_batch(short_run: ShortRun) -> None:
+    slm = short_run.slm
+    examples = warmup(slm, short_run.problems[:4], short_run.cloud, no_call_share=0.25)
     config = load_config(
         None, None, ["sft.learning_rate=0.002", "sft.batch_size=4", "sft.epochs=12"]
     )
-    log = MetricsLog(tmp_path / "metrics.jsonl")
-    folder = train_sft(slm, examples, tmp_path, config, metrics=log)
-    losses = [row["loss"] for row in log.read("sft") if "loss" in row]
+    folder = train_sft(slm, examples, short_run.folder, config, metrics=short_run.metrics)
+    losses = [row["loss"] for row in short_run.metrics.read("sft") if "loss" in row]
     assert len(losses) == 12
     assert losses[-1] < 0.5 * losses[0]
     assert (folder / "model.safetensors").is_file()
