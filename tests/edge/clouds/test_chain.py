@@ -77,7 +77,7 @@ def test_a_dead_and_a_rate_limited_cloud_are_passed_over_then_cooled_down(
     dead = {"url": f"http://127.0.0.1:{free_port()}/v1", "name": "dead", "model": "m",
             "cloud_api": "chat"}  # fmt: skip
     openai_cloud.emulator.rate_limited = 1
-    openai_cloud.emulator.retry_after_s = 30
+    openai_cloud.emulator.retry_after_s = 3600  # still cooling at the second answer on any machine
     settings = settings_for(dead, cloud(openai_cloud, "openai", cloud_api="chat"),
                             cloud(anthropic_cloud, "claude", cloud_api="anthropic"))  # fmt: skip
     spy = ModelSpy(slm)
