@@ -52,6 +52,14 @@ class SamplingParams:
         return self.temperature == 0.0
 
     @property
+    def full_distribution(self) -> bool:
+        """True when the draw is from the whole vocabulary at ``temperature``: no bias,
+        penalty or truncation stage is active."""
+        return not (self.logit_bias or self.penalised or self.top_k or self.min_p) and (
+            self.top_p == 1.0
+        )
+
+    @property
     def penalised(self) -> bool:
         """True when any repetition penalty is active."""
         return self.penalty_last_n > 0 and (
