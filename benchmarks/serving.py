@@ -84,7 +84,10 @@ async def _stream(
             "max_tokens": tokens, "stream": True,
             "stream_options": {"include_usage": True}}  # fmt: skip
     started, first, pieces, counted = time.monotonic(), 0.0, 0, 0
-    async with client.stream("POST", f"{base}/v1/chat/completions", json=body) as response:
+    url = f"{base}/v1/chat/completions"
+    # A connection each: llama-server may close a kept-alive one just as it is re-used.
+    headers = {"Connection": "close"}
+    async with client.stream("POST", url, json=body, headers=headers) as response:
         response.raise_for_status()
         async for line in response.aiter_lines():
             if not line.startswith("data: {"):
