@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from edge.app.settings import EdgeSettings
 from edge.core.cloud import CloudClient
 from edge.core.loop import RelayLoop
-from edge.core.policies import PolicyChoice, choose_policy, make_policy
+from edge.core.policies import PolicyChoice, choose_policy, make_policy, quiet_commands
 from edge.core.prompt import RelayPrompt, build_prompt
 from edge.core.record import AnswerRecord
 from edge.core.relay import RelayLimits
@@ -28,7 +28,7 @@ from protocol.sampling import SamplingParams
 if TYPE_CHECKING:
     from edge.app.ledger import Ledger
 
-__all__ = ["Relay", "build_cloud", "build_relay", "load_slm", "policy_for"]
+__all__ = ["Relay", "build_cloud", "build_relay", "load_slm", "policy_for", "quiet_if_ignored"]
 
 
 def build_cloud(settings: EdgeSettings, *, ledger: Ledger | None = None) -> CloudClient:
@@ -163,6 +163,20 @@ def _fields(settings: EdgeSettings, target: type, **renamed: str) -> dict[str, o
     }
 
 
+def quiet_if_ignored(
+    sampling: SamplingParams, choice: PolicyChoice, model: LlamaModel
+) -> SamplingParams:
+    """``sampling`` that keeps an SLM trained to call from writing commands the chosen policy
+    would skip (any policy but ``learned``), as the evaluation runs it: its answer then goes
+    on by itself instead of waiting on a call that does not come."""
+    from protocol.model_card import trained_card
+
+    if choice.name == "learned" or trained_card(model.metadata) is None:
+        return sampling
+    biases = dict(sampling.logit_bias) | dict(quiet_commands(model))
+    return dataclasses.replace(sampling, logit_bias=tuple(biases.items()))
+
+
 def build_relay(
     settings: EdgeSettings, model: LlamaModel | None = None, cloud: CloudClient | None = None
 ) -> Relay:
@@ -175,6 +189,7 @@ def build_relay(
         ).start()
     model = model or load_slm(settings)
     choice = policy_for(settings, model)
+    sampling = quiet_if_ignored(sampling, choice, model)
     policy = make_policy(
         choice.name, threshold=choice.threshold, p=settings.random_p, n=settings.policy_call_tokens
     )

@@ -16,7 +16,8 @@ computed only for it.
   the cloud answers the whole query, otherwise the SLM answers alone. The
   draw depends only on the answer's seed, so a seeded answer routes the same
   way every time.
-* ``never``: SLM only; commands are shown as skipped.
+* ``never``: SLM only; commands are shown as skipped (the device app keeps an SLM
+  trained to call from writing them, see below).
 * ``cloud``: the LLM writes the whole answer.
 
 :func:`quiet_commands` gives the logit biases that keep an SLM from starting a

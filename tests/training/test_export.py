@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from edge.app.cli import app as relay
 from edge.app.runtime import build_relay
 from edge.app.settings import EdgeSettings
+from edge.core.policies import quiet_commands
 from edge.llama import LlamaModel
 from protocol.errors import ModelUnavailable
 from protocol.model_card import TrainedCard, trained_card
@@ -74,4 +75,9 @@ def test_the_card_written_into_a_gguf_makes_auto_learned_and_changes_no_weight(
     assert after.llama._ctx.get_logits_ith(-1)[: after.llama.n_vocab()] == logits
     relay = build_relay(EdgeSettings(slm=str(f16), cloud_url="http://127.0.0.1:9/v1"), model=after)
     assert (relay.policy.name, relay.policy.why) == ("learned", "auto: the SLM was trained to call")
+    assert relay.loop.sampling.logit_bias == ()  # its commands are what it is for
+    for asked in ({"policy": "entropy", "entropy_threshold": 3.0}, {"offline": True}):
+        settings = EdgeSettings(slm=str(f16), cloud_url="http://127.0.0.1:9/v1", **asked)
+        quiet = build_relay(settings, model=after).loop.sampling.logit_bias
+        assert set(quiet) == set(quiet_commands(after))  # commands that would go nowhere
     after.close()
