@@ -5,8 +5,8 @@ A llama.cpp sampler chain does it, in llama.cpp's order (see
 whole vocabulary at a temperature (or greedy): :class:`FullDraw` does that
 with vectorised NumPy on the logits in place. llama.cpp's ``dist`` stage walks
 the vocabulary one token at a time, 3 ms a token for Gemma 3's 262,144 tokens
-on a laptop core, an eighth of a decode step; the vectorised draw takes a
-quarter of that. Both are seeded: the same seed gives the same tokens.
+on one CPU core, an eighth of that model's decode step on two; the vectorised
+draw takes a quarter of that. Both are seeded: the same seed gives the same tokens.
 """
 
 from __future__ import annotations
