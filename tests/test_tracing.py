@@ -106,8 +106,9 @@ def test_the_sdks_in_memory_exporter_sees_the_answer_and_its_calls(
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")  # traces on; the provider is the test's
     model = LlamaModel(slm_path, n_ctx=1024, n_threads=2)
+    # Room for both commands whatever the cloud writes: its 4 tokens may be 8 or more SLM tokens.
     settings = EdgeSettings(cloud_url=f"{cloud_url}/v1", cloud_key="key-a", policy="learned",
-                            max_tokens=24, ledger_path=tmp_path / "l.sqlite3",
+                            max_tokens=64, ledger_path=tmp_path / "l.sqlite3",
                             audit_path=tmp_path / "a.jsonl")  # fmt: skip
     relay = build_relay(settings, model=model)
     prompt = relay.prompt([{"role": "user", "content": "Hi"}])
@@ -117,11 +118,11 @@ def test_the_sdks_in_memory_exporter_sees_the_answer_and_its_calls(
     (answer,) = [s for s in spans if s.name == "relay answer"]
     calls = [s for s in spans if s.kind == trace.SpanKind.CLIENT]
     finished = [e for e in events if isinstance(e, CallFinished)]
-    assert len(calls) == len(finished) == 2
+    assert len(calls) == len(finished) >= 2  # the SLM may write a third command itself
     assert all(c.parent.span_id == answer.context.span_id for c in calls)
     assert all(c.context.trace_id == answer.context.trace_id for c in calls)
     with sqlite3.connect(tmp_path / "l.sqlite3") as db:
         billed = [row[0] for row in db.execute("SELECT completion_tokens FROM calls ORDER BY id")]
     assert [c.attributes["gen_ai.usage.output_tokens"] for c in calls] == billed
-    assert answer.attributes["relayllm.calls"] == 2
+    assert answer.attributes["relayllm.calls"] == len(finished)
     assert answer.attributes["gen_ai.usage.output_tokens"] == len(relay.record.tokens)
