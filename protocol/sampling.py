@@ -55,9 +55,8 @@ class SamplingParams:
     def full_distribution(self) -> bool:
         """True when the draw is from the whole vocabulary at ``temperature``: no bias,
         penalty or truncation stage is active."""
-        return not (self.logit_bias or self.penalised or self.top_k or self.min_p) and (
-            self.top_p == 1.0
-        )
+        truncated = self.top_k > 0 or self.top_p < 1.0 or self.min_p > 0.0
+        return not (truncated or self.logit_bias or self.penalised)
 
     @property
     def penalised(self) -> bool:
